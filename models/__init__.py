@@ -1,0 +1,1 @@
+"""Models: the signal contract, readers, causal preprocessing, the synthetic cohort."""

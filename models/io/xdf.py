@@ -1,0 +1,139 @@
+"""Read XDF recordings (LabRecorder conventions, or ours) with clock synchronisation.
+
+pyxdf applies the recorded clock offsets (``synchronize_clocks``), handles clock resets and
+de-jitters regular streams, so every stream's timestamps are on the recording host's LSL
+clock. Stream types map to kinds: ``EEG`` -> eeg, ``NIRS``/``fNIRS`` -> nirs, string streams
+-> markers (merged), anything else numeric -> other. Empty streams are skipped and listed in
+``Recording.meta['empty_streams']``.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.errors import ChannelError, RecordingFormatError
+from models.signals import Markers, NirsLayout, Recording, SignalBlock
+
+logger = logging.getLogger(__name__)
+
+_EEG_UNIT_SCALE = {
+    "uv": 1.0, "µv": 1.0, "microvolts": 1.0, "microvolt": 1.0,
+    "mv": 1e3, "millivolts": 1e3, "v": 1e6, "volts": 1e6, "volt": 1e6,
+}
+
+
+def read_xdf(path: Path) -> Recording:
+    """Read every stream of an XDF file; see the module docstring for the mapping."""
+    import pyxdf
+
+    try:
+        streams, header = pyxdf.load_xdf(
+            str(path), synchronize_clocks=True, dejitter_timestamps=True,
+            handle_clock_resets=True, verbose=False,
+        )
+    except (OSError, ValueError, EOFError, struct.error, KeyError, IndexError,
+            UnicodeDecodeError, ET.ParseError) as exc:
+        raise RecordingFormatError(
+            f"{path}: not a readable XDF file ({type(exc).__name__}: {exc}).",
+            fix="check that the file is complete; a recording cut short by a crash can "
+            "often be read up to the damaged chunk by re-saving it with LabRecorder's tools.",
+            path=path,
+        ) from exc
+    blocks: list[SignalBlock] = []
+    marker_times: list[float] = []
+    marker_labels: list[str] = []
+    empty: list[str] = []
+    for stream in streams:
+        info = stream["info"]
+        name = _first(info, "name", "unnamed")
+        stype = _first(info, "type", "").lower()
+        fmt = _first(info, "channel_format", "float32")
+        stamps = np.asarray(stream["time_stamps"], float)
+        if stamps.size == 0:
+            empty.append(name)
+            continue
+        if fmt == "string":
+            marker_times.extend(stamps.tolist())
+            marker_labels.extend(str(row[0]) if len(row) else "" for row in stream["time_series"])
+            continue
+        blocks.append(_signal_block(path, name, stype, info, stamps, stream["time_series"]))
+    if not blocks and not marker_labels:
+        raise RecordingFormatError(
+            f"{path}: no stream holds any sample (empty: {', '.join(empty) or 'none'}).",
+            fix="check that the recorder saw the streams (LabRecorder lists them before "
+            "recording starts).",
+            path=path,
+        )
+    order = np.argsort(marker_times, kind="stable")
+    markers = Markers(
+        times=np.asarray(marker_times, float)[order],
+        labels=tuple(marker_labels[i] for i in order),
+    )
+    meta: dict[str, object] = {"empty_streams": empty, "format": "xdf"}
+    return Recording(source=path, blocks=tuple(blocks), markers=markers, meta=meta)
+
+
+def _first(mapping: dict[str, Any], key: str, default: str) -> str:
+    value = mapping.get(key)
+    if isinstance(value, list) and value:
+        value = value[0]
+    return default if value in (None, "") else str(value)
+
+
+def _channels(info: dict[str, Any], count: int) -> list[dict[str, str]]:
+    desc = info.get("desc")
+    try:
+        entries = desc[0]["channels"][0]["channel"]
+    except (TypeError, KeyError, IndexError):
+        entries = []
+    out = []
+    for i in range(count):
+        entry = entries[i] if i < len(entries) and isinstance(entries[i], dict) else {}
+        out.append({k: _first(entry, k, "") for k in ("label", "unit", "type", "wavelength", "distance")})
+        out[-1]["label"] = out[-1]["label"] or f"ch{i}"
+    return out
+
+
+def _signal_block(
+    path: Path, name: str, stype: str, info: dict[str, Any], stamps: np.ndarray, series: Any
+) -> SignalBlock:
+    data = np.asarray(series, dtype=float)
+    if data.ndim == 1:
+        data = data[:, None]
+    channels = _channels(info, data.shape[1])
+    labels = [c["label"] for c in channels]
+    counter = None
+    if "counter" in labels:
+        col = labels.index("counter")
+        counter = data[:, col].copy()
+        data = np.delete(data, col, axis=1)
+        del channels[col]
+        labels.pop(col)
+    sfreq = float(_first(info, "nominal_srate", "0"))
+    if sfreq <= 0 and stamps.size > 1:
+        sfreq = 0.0
+    kind = "eeg" if stype == "eeg" else "nirs" if stype in ("nirs", "fnirs") else "other"
+    units = [c["unit"] or "" for c in channels]
+    layout = None
+    if kind == "eeg":
+        scales = np.array([_EEG_UNIT_SCALE.get(u.lower(), 1.0) if u else 1.0 for u in units])
+        data = data * scales
+        units = ["uV"] * len(units)
+    elif kind == "nirs":
+        try:
+            dist = np.array([float(c["distance"]) if c["distance"] else np.nan for c in channels])
+            layout = NirsLayout.from_labels(labels, distances_m=dist)
+        except ChannelError as exc:
+            raise ChannelError(
+                f"{path}: NIRS stream {name!r}: {exc.message}", fix=exc.fix, path=path
+            ) from None
+    return SignalBlock(
+        name=name, kind=kind, ch_names=tuple(labels), units=tuple(units), sfreq=sfreq,
+        data=data, times=stamps, nirs=layout, counter=counter,
+    )

@@ -1,0 +1,190 @@
+"""The causal fNIRS chain: intensity -> optical density -> HbO/HbR -> band-pass.
+
+A second output, the optical density band-passed around the cardiac frequency, feeds the
+windowed scalp coupling index (:mod:`models.preprocessing.quality`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import ChannelError
+from models.extinction import absorption_coefficients
+from models.preprocessing.filters import StatefulSos, bandpass_sos
+from models.preprocessing.guard import FiniteGuard
+from models.preprocessing.resample import PolyphaseResampler, rational_ratio
+from models.settings import InvalidSetting, setting
+from models.signals import NirsLayout
+
+
+@dataclass(frozen=True)
+class NirsParams:
+    """Parameters of the fNIRS chain (stored in every model bundle)."""
+
+    baseline_s: float = setting(
+        30.0, gt=0, doc="seconds of intensity averaged into the optical-density reference"
+    )
+    ppf: float = setting(6.0, gt=0, doc="partial pathlength factor (MNE's default)")
+    l_freq: float = setting(0.01, gt=0, doc="haemoglobin high-pass edge in Hz")
+    h_freq: float = setting(0.5, gt=0, doc="haemoglobin low-pass edge in Hz")
+    filter_order: int = setting(2, ge=1, le=8, doc="Butterworth order of the band-passes")
+    cardiac_l_freq: float = setting(0.7, gt=0, doc="scalp coupling band, low edge in Hz")
+    cardiac_h_freq: float = setting(1.5, gt=0, doc="scalp coupling band, high edge in Hz")
+    target_sfreq: float = setting(5.0, gt=0, doc="model sampling rate of HbO/HbR in Hz")
+
+    def check(self) -> None:
+        """Cross-field rules."""
+        if self.h_freq <= self.l_freq:
+            raise InvalidSetting("h_freq", f"a number > l_freq ({self.l_freq:g})", self.h_freq)
+        if self.cardiac_h_freq <= self.cardiac_l_freq:
+            raise InvalidSetting(
+                "cardiac_h_freq", f"a number > cardiac_l_freq ({self.cardiac_l_freq:g})",
+                self.cardiac_h_freq,
+            )
+        if self.h_freq >= self.target_sfreq / 2:
+            raise InvalidSetting(
+                "h_freq", f"a number < target_sfreq / 2 ({self.target_sfreq / 2:g})", self.h_freq
+            )
+
+
+class OpticalDensity:
+    """``OD = -ln(|I| / I_ref)`` with a causal reference intensity per channel.
+
+    The reference is the mean intensity of the first ``baseline_samples`` samples; until
+    that many have arrived it is the mean of those seen so far (sample by sample, so the
+    result does not depend on chunking). Passing ``reference`` fixes it instead; with the
+    whole-recording mean this is exactly ``mne.preprocessing.nirs.optical_density``.
+    Non-positive intensities are taken as absolute values, floored at a tiny positive value.
+    """
+
+    def __init__(self, baseline_samples: int, reference: np.ndarray | None = None):
+        self.baseline_samples = max(1, int(baseline_samples))
+        self._fixed = None if reference is None else np.asarray(reference, float)
+        self._sum: np.ndarray | None = None
+        self._count = 0
+
+    @property
+    def reference(self) -> np.ndarray | None:
+        """The current reference intensity per channel."""
+        if self._fixed is not None:
+            return self._fixed
+        return None if self._sum is None else self._sum / max(self._count, 1)
+
+    def __call__(self, intensity: np.ndarray) -> np.ndarray:
+        """Optical density for a chunk ``(n_samples, n_channels)`` of raw intensity."""
+        x = np.abs(intensity)
+        x = np.maximum(x, np.finfo(float).tiny)
+        if self._fixed is not None:
+            return -np.log(x / self._fixed)
+        if self._sum is None:
+            self._sum = np.zeros(x.shape[1])
+        n = x.shape[0]
+        room = max(0, self.baseline_samples - self._count)
+        take = min(room, n)
+        ref = np.empty_like(x)
+        if take:
+            cum = self._sum + np.cumsum(x[:take], axis=0)
+            counts = self._count + np.arange(1, take + 1)
+            ref[:take] = cum / counts[:, None]
+            self._sum = cum[-1]
+            self._count += take
+        ref[take:] = self._sum / self._count
+        return -np.log(x / ref)
+
+
+class BeerLambert:
+    """Modified Beer-Lambert law: optical density per wavelength -> HbO/HbR in uM.
+
+    For each source-detector pair, ``Hb = pinv(E * d * ppf) @ OD * 1e-3`` molar, with
+    ``E`` the absorption coefficients and ``d`` the distance in metres: MNE's formula.
+    Output columns are ``[pair0 hbo, pair0 hbr, pair1 hbo, ...]``.
+    """
+
+    def __init__(self, layout: NirsLayout, ppf: float):
+        if layout.signal == "hb":
+            raise ValueError("BeerLambert needs intensity or optical density channels")
+        wavelengths = layout.wavelengths
+        if len(wavelengths) < 2:
+            raise ChannelError(
+                f"fNIRS data has {len(wavelengths)} wavelength(s) {wavelengths}; the "
+                "Beer-Lambert law needs at least two.",
+                fix="record at least two wavelengths per source-detector pair.",
+            )
+        abs_coef = absorption_coefficients(wavelengths)
+        pairs = layout.pairs()
+        self.pair_names = [name for name, _ in pairs]
+        matrix = np.zeros((2 * len(pairs), len(layout.channels)))
+        for k, (name, cols) in enumerate(pairs):
+            dist = layout.distances_m[cols[0]]
+            if not np.isfinite(dist) or dist <= 0:
+                raise ChannelError(
+                    f"fNIRS pair {name} has no valid source-detector distance ({dist}).",
+                    fix="give optode positions in the file or the stream's desc, or set "
+                    "the distances of the montage explicitly.",
+                )
+            inverse = np.linalg.pinv(abs_coef * dist * ppf)  # (2, n_wavelengths)
+            matrix[2 * k : 2 * k + 2, list(cols)] = inverse * 1e-3 * 1e6  # molar -> uM
+        self.matrix = matrix
+        self.ch_names = [f"{name} {kind}" for name in self.pair_names for kind in ("hbo", "hbr")]
+
+    def __call__(self, od: np.ndarray) -> np.ndarray:
+        """HbO/HbR in uM for optical density ``(n_samples, n_channels)``."""
+        return od @ self.matrix.T
+
+
+@dataclass(frozen=True)
+class NirsOutput:
+    """What the fNIRS chain gives for one chunk."""
+
+    hb: np.ndarray
+    """``(n_out, 2 * n_pairs)`` band-passed HbO/HbR in uM at the model rate."""
+    cardiac: np.ndarray | None
+    """``(n_in, n_channels)`` cardiac-band optical density, for the scalp coupling index."""
+    bad_in: np.ndarray
+    """``(n_in, n_channels)`` True where an input sample was NaN or infinite."""
+
+
+class NirsChain:
+    """Causal fNIRS preprocessing for one stream layout."""
+
+    def __init__(self, params: NirsParams, sfreq: float, layout: NirsLayout):
+        self.params = params
+        self.sfreq = float(sfreq)
+        self.layout = layout
+        self._guard = FiniteGuard()
+        if layout.signal == "hb":
+            self._od = None
+            self._mbll = None
+            self.ch_names = [f"{c.pair} {c.chromophore}" for c in layout.channels]
+            self._cardiac = None
+        else:
+            self._od = (
+                OpticalDensity(round(params.baseline_s * self.sfreq))
+                if layout.signal == "intensity" else None
+            )
+            self._mbll = BeerLambert(layout, params.ppf)
+            self.ch_names = self._mbll.ch_names
+            h_cardiac = min(params.cardiac_h_freq, 0.45 * self.sfreq)
+            self._cardiac = StatefulSos(
+                bandpass_sos(params.cardiac_l_freq, h_cardiac, self.sfreq, params.filter_order)
+            )
+        self._bandpass = StatefulSos(
+            bandpass_sos(params.l_freq, params.h_freq, self.sfreq, params.filter_order)
+        )
+        up, down = rational_ratio(self.sfreq, params.target_sfreq)
+        self._resampler = PolyphaseResampler(up, down)
+
+    def __call__(self, x: np.ndarray) -> NirsOutput:
+        """Process one chunk ``(n_samples, n_channels)`` in the layout's units."""
+        if x.ndim != 2 or x.shape[1] != len(self.layout.channels):
+            raise ValueError(f"fNIRS chunk must be (n, {len(self.layout.channels)}), got {x.shape}")
+        clean, bad = self._guard(x)
+        if self._mbll is None:
+            hb, cardiac = clean, None
+        else:
+            od = self._od(clean) if self._od is not None else clean
+            cardiac = self._cardiac(od)
+            hb = self._mbll(od)
+        return NirsOutput(hb=self._resampler(self._bandpass(hb)), cardiac=cardiac, bad_in=bad)

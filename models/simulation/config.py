@@ -1,0 +1,101 @@
+"""The simulation's configuration schema (``configs/simulate.yaml`` restates its defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from models.settings import InvalidSetting, setting
+
+
+@dataclass(frozen=True)
+class CohortConfig:
+    """Who is simulated, and for how long."""
+
+    ma: int = setting(16, ge=0, doc="methamphetamine-dependent subjects (pre and post rTMS)")
+    hc: int = setting(16, ge=0, doc="healthy controls (one session)")
+    minutes: float = setting(6.0, gt=0, doc="length of each session in minutes")
+    seed: int = setting(20250101, ge=0, doc="seed of the whole cohort")
+    rtms_in_sessions: bool = setting(
+        False, doc="include an rTMS block (with pulse artifacts) in every recorded session"
+    )
+
+    def check(self) -> None:
+        """At least one subject."""
+        if self.ma + self.hc < 1:
+            raise InvalidSetting("ma", "ma + hc >= 1", self.ma)
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """The cue-reactivity protocol, with an optional rTMS block."""
+
+    baseline_s: float = setting(60.0, gt=0, doc="resting baseline at the start (at most)")
+    cue_block_s: float = setting(20.0, gt=0, doc="one block of drug or neutral pictures")
+    rest_s: float = setting(15.0, gt=0, doc="rest after each cue block")
+    rtms_trains: int = setting(6, ge=1, doc="trains in an rTMS block")
+    rtms_train_s: float = setting(4.0, gt=0, doc="train length (10 Hz pulses)")
+    rtms_iti_s: float = setting(26.0, gt=0, doc="inter-train interval")
+    rtms_freq_hz: float = setting(10.0, gt=0, doc="pulse rate within a train")
+
+
+@dataclass(frozen=True)
+class EffectConfig:
+    """How strongly latent severity shows in each modality (relative changes at severity 1)."""
+
+    theta_gain: float = setting(0.45, ge=0, doc="resting theta amplitude, +x at severity 1")
+    alpha_loss: float = setting(0.35, ge=0, lt=1, doc="resting alpha amplitude, -x at severity 1")
+    beta_gain: float = setting(0.35, ge=0, doc="resting beta amplitude, +x at severity 1")
+    gamma_cue_gain: float = setting(1.2, ge=0, doc="drug-cue frontal gamma, +x at severity 1")
+    hbo_cue_um: float = setting(0.4, ge=0, doc="HbO response to any cue block, uM")
+    hbo_drug_um: float = setting(0.8, ge=0, doc="extra drug-cue HbO response at severity 1, uM")
+    hbr_ratio: float = setting(0.3, ge=0, le=1, doc="HbR response as a fraction of -HbO")
+
+
+@dataclass(frozen=True)
+class NuisanceConfig:
+    """Artifacts and physiology unrelated to severity."""
+
+    line_freq: float = setting(50.0, gt=0, doc="mains frequency in Hz")
+    line_uv: float = setting(4.0, ge=0, doc="typical line-noise amplitude in uV")
+    blinks_per_min: float = setting(12.0, ge=0)
+    muscle_bursts_per_min: float = setting(2.0, ge=0)
+    motion_per_min: float = setting(0.5, ge=0, doc="motion spikes affecting EEG and fNIRS")
+    drift_uv: float = setting(5.0, ge=0, doc="EEG slow drift scale in uV")
+    bad_nirs_pairs: int = setting(2, ge=0, doc="poorly coupled source-detector pairs per subject")
+    tms_artifact_uv: float = setting(3000.0, ge=0, doc="TMS pulse artifact peak at the target")
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """The LSL outlets of ``neuroclip simulate --live``."""
+
+    eeg_name: str = setting("NeuroCLIP-Sim-EEG")
+    nirs_name: str = setting("NeuroCLIP-Sim-NIRS")
+    markers_name: str = setting("NeuroCLIP-Sim-Markers")
+    source_prefix: str = setting("neuroclip-sim", doc="source_id prefix of the three outlets")
+    group: Literal["MA", "HC"] = setting("MA", doc="group of the streamed subject")
+    severity: float = setting(0.7, ge=0, le=1, doc="latent severity of the streamed subject")
+    rtms: bool = setting(True, doc="include an rTMS block")
+    chunk_ms: float = setting(20.0, gt=0, le=1000, doc="push interval of the outlets")
+    duration_s: float = setting(600.0, gt=0, doc="how long to stream")
+    seed: int = setting(7, ge=0)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything ``neuroclip simulate`` needs."""
+
+    eeg_sfreq: float = setting(500.0, gt=0, doc="EEG sampling rate in Hz")
+    nirs_sfreq: float = setting(10.0, gt=0, doc="fNIRS sampling rate in Hz")
+    cohort: CohortConfig = CohortConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+    effects: EffectConfig = EffectConfig()
+    nuisance: NuisanceConfig = NuisanceConfig()
+    live: LiveConfig = LiveConfig()
+
+    def check(self) -> None:
+        """Both rates must give whole samples per simulated second."""
+        for key, rate in (("eeg_sfreq", self.eeg_sfreq), ("nirs_sfreq", self.nirs_sfreq)):
+            if rate != int(rate):
+                raise InvalidSetting(key, "a whole number of samples per second", rate)

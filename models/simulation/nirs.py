@@ -1,0 +1,106 @@
+"""Streaming fNIRS generator: HbO/HbR from physiology and cues, turned into raw intensity."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from models.extinction import absorption_coefficients
+from models.simulation.config import SimulationConfig
+from models.simulation.montage import NIRS_WAVELENGTHS, nirs_pairs
+from models.simulation.noise import SlowNoise
+from models.simulation.protocol import Event, indicator, intervals
+from models.simulation.subject import SubjectParams
+
+SIMULATION_PPF = 6.0
+"""Partial pathlength factor of the forward model; the same default as the analysis."""
+
+_REGION_WEIGHT = {"DLPFC-L": 1.0, "DLPFC-R": 0.9, "OFC-L": 0.85, "OFC-R": 0.85, "FP": 0.75}
+
+
+def canonical_hrf(sfreq: float, length_s: float = 30.0) -> np.ndarray:
+    """SPM's double-gamma haemodynamic response, peak scaled to 1."""
+    t = np.arange(0.0, length_s, 1.0 / sfreq)
+    h = stats.gamma.pdf(t, 6.0) - stats.gamma.pdf(t, 16.0) / 6.0
+    return h / h.max()
+
+
+class NirsGenerator:
+    """Raw CW intensity at 760 and 850 nm for every pair, produced in consecutive calls.
+
+    HbO/HbR (uM) sum systemic physiology (cardiac, respiratory, Mayer waves), a slow drift,
+    cue responses (the canonical HRF convolved with the cue blocks; drug cues add
+    ``hbo_drug_um * severity``, HbR mirrors HbO by ``-hbr_ratio``) and a small DLPFC response
+    to rTMS trains. The modified Beer-Lambert law (ppf 6, Prahl coefficients) turns them into
+    optical density and intensity; motion dips the intensity, and poorly coupled pairs carry
+    little physiology and much independent noise, so their scalp coupling index is low.
+    """
+
+    def __init__(self, subject: SubjectParams, severity: float, cfg: SimulationConfig,
+                 events: list[Event], motion_times: np.ndarray, duration_s: float,
+                 rng: np.random.Generator):
+        self.fs = cfg.nirs_sfreq
+        self.rng = rng
+        pairs = nirs_pairs()
+        n_pairs = len(pairs)
+        eff = cfg.effects
+        self.subject = subject
+        n_total = int(np.ceil((duration_s + 60.0) * self.fs))
+        t_all = np.arange(n_total) / self.fs
+        hrf = canonical_hrf(self.fs)
+        drug = np.convolve(indicator(t_all, intervals(events, "cue/drug")), hrf)[:n_total] / self.fs
+        neutral = np.convolve(indicator(t_all, intervals(events, "cue/neutral")), hrf)[:n_total] / self.fs
+        trains = np.convolve(indicator(t_all, intervals(events, "rtms/train_start")), hrf)[:n_total] / self.fs
+        # normalise so a 20 s block peaks near the configured amplitude
+        norm = 1.0 / max(np.convolve(np.ones(int(20 * self.fs)), hrf).max() / self.fs, 1e-9)
+        weights = np.array([_REGION_WEIGHT[p.region] for p in pairs]) * rng.lognormal(0, 0.15, n_pairs)
+        self.task_hbo = norm * np.outer(
+            eff.hbo_cue_um * (drug + neutral) + eff.hbo_drug_um * severity * drug, weights)
+        tms_w = np.array([1.0 if p.region == "DLPFC-L" else 0.2 for p in pairs])
+        self.task_hbo += norm * 0.2 * np.outer(trains, tms_w)
+        self.hbr_ratio = eff.hbr_ratio
+        self.phys_w = rng.uniform(0.7, 1.3, (3, n_pairs))
+        self.bad = np.array([p.name in subject.bad_pairs for p in pairs])
+        self.coupling = np.where(self.bad, 0.05, 1.0)
+        self.phase = rng.uniform(0, 2 * np.pi, 3)
+        self.rate_jitter = SlowNoise(0.02, self.fs, 3, rng)
+        self.mayer_env = SlowNoise(0.05, self.fs, 1, rng)
+        self.drift = SlowNoise(0.005, self.fs, 2 * n_pairs, rng)
+        self.freqs = np.array([subject.heart_hz, subject.resp_hz, subject.mayer_hz])
+        self.amps = np.array([0.25, 0.15, 0.35])  # HbO uM: cardiac, respiratory, Mayer
+        abs_coef = absorption_coefficients(NIRS_WAVELENGTHS)  # (2 wl, 2 chromophores)
+        # forward model per pair: OD = E d ppf @ Hb[M] * 1e3 = E d ppf @ Hb[uM] * 1e-3
+        self.forward = np.stack([abs_coef * p.distance_m * SIMULATION_PPF * 1e-3 for p in pairs])
+        self.i0 = rng.uniform(0.05, 1.0, (n_pairs, 2)) * np.where(self.bad, 0.2, 1.0)[:, None]
+        self.noise_rel = np.where(self.bad, 0.03, 0.0015)[:, None] * np.ones((1, 2))
+        self.motion = motion_times
+        self.motion_depth = rng.uniform(0.05, 0.3, motion_times.size)
+        self._k = 0
+
+    def __call__(self, t0: float, n: int) -> np.ndarray:
+        """``(n, 2 * n_pairs)`` intensity, columns ``S_D 760, S_D 850`` per pair."""
+        t = t0 + np.arange(n) / self.fs
+        jitter = 1.0 + 0.04 * self.rate_jitter(n)
+        phases = self.phase + 2 * np.pi * np.cumsum(self.freqs * jitter, axis=0) / self.fs
+        self.phase = phases[-1] % (2 * np.pi)
+        cardiac_shape = np.sin(phases[:, 0]) + 0.4 * np.sin(2 * phases[:, 0] + 0.5)
+        mayer = np.sin(phases[:, 2]) * (1.0 + 0.5 * self.mayer_env(n)[:, 0])
+        systemic = (self.amps[0] * cardiac_shape[:, None] * self.phys_w[0]
+                    + self.amps[1] * np.sin(phases[:, 1])[:, None] * self.phys_w[1]
+                    + self.amps[2] * mayer[:, None] * self.phys_w[2])
+        idx = np.clip(self._k + np.arange(n), 0, self.task_hbo.shape[0] - 1)
+        self._k += n
+        drift = self.drift(n) * 0.4
+        n_pairs = self.i0.shape[0]
+        hbo = (systemic + self.task_hbo[idx]) * self.coupling + drift[:, :n_pairs]
+        hbr = (-0.25 * systemic - self.hbr_ratio * self.task_hbo[idx]) * self.coupling + 0.5 * drift[:, n_pairs:]
+        hb = np.stack([hbo, hbr], axis=2)  # (n, pairs, 2)
+        od = np.einsum("pwc,npc->npw", self.forward, hb)
+        motion = np.ones(n)
+        for onset, depth in zip(self.motion, self.motion_depth):
+            if onset < t[-1] + 1 / self.fs and onset + 2.0 > t[0]:
+                u = np.clip((t - onset) / 1.0, -1, 1)
+                motion *= 1.0 - depth * 0.5 * (1 + np.cos(np.pi * u)) * (np.abs(t - onset) < 1.0)
+        intensity = self.i0[None] * np.exp(-od) * motion[:, None, None]
+        intensity *= 1.0 + self.noise_rel[None] * self.rng.standard_normal(intensity.shape)
+        return intensity.reshape(n, -1)

@@ -1,0 +1,1 @@
+"""The live path: LSL in, windows, ONNX encoder, scores out (built on ``models``)."""
