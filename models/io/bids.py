@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 GROUPS = ("MA", "HC")
 RTMS_STATES = ("pre", "post", "none")
+_DATA_EXTENSIONS = (".vhdr", ".edf", ".bdf", ".set", ".fif", ".snirf")
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,9 @@ class BidsDataset:
         for datatype in ("eeg", "nirs"):
             bids_path = mne_bids.BIDSPath(
                 root=self.root, subject=subject, session=session, task=self.task,
-                datatype=datatype,
+                datatype=datatype, suffix=datatype,
             )
-            matches = bids_path.match()
+            matches = [m for m in bids_path.match() if m.extension in _DATA_EXTENSIONS]
             if not matches:
                 continue
             raw = mne_bids.read_raw_bids(bids_path=matches[0], verbose="error")

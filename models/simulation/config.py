@@ -79,6 +79,9 @@ class LiveConfig:
     rtms: bool = setting(True, doc="include an rTMS block")
     chunk_ms: float = setting(20.0, gt=0, le=1000, doc="push interval of the outlets")
     duration_s: float = setting(600.0, gt=0, doc="how long to stream")
+    wait_for_consumer_s: float = setting(
+        0.0, ge=0, doc="wait up to this long for a reader of every outlet before starting"
+    )
     seed: int = setting(7, ge=0)
 
 

@@ -1,0 +1,165 @@
+"""The ``neuroclip`` command line: one console script, one subcommand per working feature.
+
+Errors the user can fix (:class:`models.errors.NeuroclipError`) are printed as one message
+with its fix and exit with status 2; Ctrl-C exits with 130 after a clean stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.errors import NeuroclipError
+from neuroclip import __version__
+
+logger = logging.getLogger("neuroclip")
+
+
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a cohort as BIDS, or stream one synthetic subject over LSL",
+        description="Simulate simultaneous EEG (32 ch, 500 Hz), fNIRS (18 pairs x 760/850 nm, "
+        "10 Hz) and markers driven by a latent severity. With --out, write a BIDS dataset; "
+        "with --live, stream one subject as LSL outlets (EEG, NIRS, Markers) in real time.",
+    )
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--out", type=Path, help="write a BIDS dataset into this (new) folder")
+    mode.add_argument("--live", action="store_true", help="stream over LSL in real time")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML configuration (default: embedded defaults, as configs/simulate.yaml)")
+    p.add_argument("--ma", type=int, help="number of MA subjects (cohort.ma)")
+    p.add_argument("--hc", type=int, help="number of healthy controls (cohort.hc)")
+    p.add_argument("--minutes", type=float, help="minutes per session (cohort.minutes)")
+    p.add_argument("--seed", type=int, help="seed (cohort.seed, or live.seed with --live)")
+    p.add_argument("--rtms-in-sessions", action="store_true", default=None,
+                   help="put an rTMS block with pulse artifacts in every recorded session")
+    p.add_argument("--duration", type=float, help="seconds to stream with --live (live.duration_s)")
+    p.add_argument("--wait-consumers", type=float, default=None, metavar="S",
+                   help="with --live, wait up to S s for a reader of every outlet before "
+                   "streaming (live.wait_for_consumer_s)")
+    p.add_argument("--name-prefix", default=None,
+                   help="prefix of the three LSL stream names with --live (e.g. a room)")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from models.settings import load_config
+    from models.simulation.config import SimulationConfig
+
+    overrides: dict[str, object] = {
+        "cohort.ma": args.ma, "cohort.hc": args.hc, "cohort.minutes": args.minutes,
+        "cohort.rtms_in_sessions": args.rtms_in_sessions, "live.duration_s": args.duration,
+        "live.wait_for_consumer_s": args.wait_consumers,
+        ("live.seed" if args.live else "cohort.seed"): args.seed,
+    }
+    if args.name_prefix:
+        overrides.update({
+            "live.eeg_name": f"{args.name_prefix}-EEG", "live.nirs_name": f"{args.name_prefix}-NIRS",
+            "live.markers_name": f"{args.name_prefix}-Markers",
+            "live.source_prefix": args.name_prefix,
+        })
+    cfg = load_config(SimulationConfig, args.config, name="simulate", overrides=overrides)
+    if args.live:
+        from models.simulation.live import stream_live
+
+        totals = stream_live(cfg, on_start=lambda text: print(text, flush=True))
+        print(f"done: {totals.eeg_samples} EEG samples, {totals.nirs_samples} NIRS samples, "
+              f"{totals.markers} markers")
+        return 0
+    return _write_dataset(args.out, cfg)
+
+
+def _write_dataset(out: Path, cfg) -> int:
+    from tqdm import tqdm
+
+    from models.simulation.bids_writer import remove_partial, sessions_of, write_cohort
+    from models.simulation.subject import draw_cohort
+
+    created = not out.exists()
+    total = sum(len(sessions_of(s)) for s in draw_cohort(cfg))
+    bar = tqdm(total=total, unit="session", desc="simulating", disable=None)
+
+    def progress(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    try:
+        root = write_cohort(out, cfg, progress=progress)
+    except BaseException:
+        if created and out.exists():
+            remove_partial(out)
+        raise
+    finally:
+        bar.close()
+    print(f"wrote {cfg.cohort.ma} MA + {cfg.cohort.hc} HC subjects ({total} sessions of "
+          f"{cfg.cohort.minutes:g} min) to {root}")
+    return 0
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="read a recording or BIDS dataset and report streams, channels and quality",
+        description="Read an XDF file, a file MNE reads (SNIRF, EDF/BDF, BrainVision, EEGLAB, "
+        "FIF), a NIRx folder, or a BIDS dataset (--bids), and print its streams, rates, "
+        "durations, markers and fNIRS scalp coupling index. Exits 2 with a clear message "
+        "when the input is unusable.",
+    )
+    p.add_argument("path", type=Path, help="recording file, NIRx folder, or BIDS root with --bids")
+    p.add_argument("--bids", action="store_true", help="PATH is a BIDS dataset root")
+    p.add_argument("--window", type=float, default=None,
+                   help="also require every stream to hold at least one window of this many s")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on NaN or infinite samples instead of reporting them")
+    p.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from neuroclip.inspect import inspect_bids, inspect_file
+
+    lines = (inspect_bids(args.path, args.window, args.strict) if args.bids
+             else inspect_file(args.path, args.window, args.strict))
+    print("\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="neuroclip",
+        description="NeuroCLIP Monitor: EEG-fNIRS biomarker of methamphetamine dependence "
+        "during rTMS. Research software, not a medical device.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuroclip {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_simulate(sub)
+    _add_inspect(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import mne
+
+        mne.set_log_level("ERROR")
+    except ImportError:  # the live path may run without MNE; nothing to quieten then
+        logger.debug("mne not installed")
+    try:
+        return int(args.func(args))
+    except NeuroclipError as exc:
+        print(f"neuroclip {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"neuroclip {args.command}: interrupted", file=sys.stderr)
+        return 130
