@@ -33,7 +33,7 @@ ENV_PREFIX = "NEUROCLIP_"
 _DEFAULT_SOURCE = "the embedded defaults"
 
 
-class InvalidSetting(Exception):
+class InvalidSettingError(Exception):
     """Raised by a schema's ``check()`` for a cross-field rule; the loader adds the source."""
 
     def __init__(self, key: str, expected: str, found: object):
@@ -111,6 +111,7 @@ def env_var_for(name: str, dotted_key: str) -> str:
 
 def as_dict(config: Any) -> dict[str, Any]:
     """A plain, YAML-serialisable dictionary of a configuration object."""
+
     def convert(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
             return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -176,7 +177,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _overlay(
-    merged: dict[str, Any], sources: dict[str, str], data: Mapping[str, Any], source: str, prefix: str
+    merged: dict[str, Any],
+    sources: dict[str, str],
+    data: Mapping[str, Any],
+    source: str,
+    prefix: str,
 ) -> None:
     for key, value in data.items():
         dotted = f"{prefix}{key}"
@@ -241,7 +246,7 @@ def _build(schema: type[T], data: Mapping[str, Any], *, prefix: str, context: _C
     if check is not None:
         try:
             check()
-        except InvalidSetting as exc:
+        except InvalidSettingError as exc:
             key = f"{prefix}{exc.key}"
             raise _invalid(key, exc.expected, exc.found, context) from None
     return instance

@@ -88,7 +88,9 @@ class NirsLayout:
 
     @classmethod
     def from_labels(
-        cls, labels: list[str] | tuple[str, ...], distances_m: np.ndarray | None = None,
+        cls,
+        labels: list[str] | tuple[str, ...],
+        distances_m: np.ndarray | None = None,
         signal: NirsSignal | None = None,
     ) -> NirsLayout:
         """Build a layout from channel labels; the signal kind is inferred when not given."""
@@ -98,12 +100,13 @@ class NirsLayout:
             raise ChannelError(
                 "fNIRS channels mix wavelengths and haemoglobin labels: "
                 f"{', '.join(labels[:4])}...",
-                fix="send either raw intensity per wavelength or HbO/HbR, not both, "
-                "in one stream.",
+                fix="send either raw intensity per wavelength or HbO/HbR, not both, in one stream.",
             )
         kind: NirsSignal = signal or ("hb" if all(is_hb) else "intensity")
-        dist = np.full(len(channels), np.nan) if distances_m is None else np.asarray(
-            distances_m, float
+        dist = (
+            np.full(len(channels), np.nan)
+            if distances_m is None
+            else np.asarray(distances_m, float)
         )
         layout = cls(channels=channels, distances_m=dist, signal=kind)
         layout.pairs()  # validates that every pair is complete
@@ -121,7 +124,11 @@ class NirsLayout:
         """
         groups: dict[str, list[tuple[float, int]]] = {}
         for col, ch in enumerate(self.channels):
-            order = ch.wavelength if ch.wavelength is not None else (0 if ch.chromophore == "hbo" else 1)
+            order = (
+                ch.wavelength
+                if ch.wavelength is not None
+                else (0 if ch.chromophore == "hbo" else 1)
+            )
             groups.setdefault(ch.pair, []).append((order, col))
         expected = len(self.wavelengths) if self.signal != "hb" else 2
         out = []

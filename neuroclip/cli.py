@@ -29,20 +29,36 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--out", type=Path, help="write a BIDS dataset into this (new) folder")
     mode.add_argument("--live", action="store_true", help="stream over LSL in real time")
-    p.add_argument("--config", type=Path, default=None,
-                   help="YAML configuration (default: embedded defaults, as configs/simulate.yaml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML configuration (default: embedded defaults, as configs/simulate.yaml)",
+    )
     p.add_argument("--ma", type=int, help="number of MA subjects (cohort.ma)")
     p.add_argument("--hc", type=int, help="number of healthy controls (cohort.hc)")
     p.add_argument("--minutes", type=float, help="minutes per session (cohort.minutes)")
     p.add_argument("--seed", type=int, help="seed (cohort.seed, or live.seed with --live)")
-    p.add_argument("--rtms-in-sessions", action="store_true", default=None,
-                   help="put an rTMS block with pulse artifacts in every recorded session")
+    p.add_argument(
+        "--rtms-in-sessions",
+        action="store_true",
+        default=None,
+        help="put an rTMS block with pulse artifacts in every recorded session",
+    )
     p.add_argument("--duration", type=float, help="seconds to stream with --live (live.duration_s)")
-    p.add_argument("--wait-consumers", type=float, default=None, metavar="S",
-                   help="with --live, wait up to S s for a reader of every outlet before "
-                   "streaming (live.wait_for_consumer_s)")
-    p.add_argument("--name-prefix", default=None,
-                   help="prefix of the three LSL stream names with --live (e.g. a room)")
+    p.add_argument(
+        "--wait-consumers",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --live, wait up to S s for a reader of every outlet before "
+        "streaming (live.wait_for_consumer_s)",
+    )
+    p.add_argument(
+        "--name-prefix",
+        default=None,
+        help="prefix of the three LSL stream names with --live (e.g. a room)",
+    )
     p.set_defaults(func=_run_simulate)
 
 
@@ -51,24 +67,32 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from models.simulation.config import SimulationConfig
 
     overrides: dict[str, object] = {
-        "cohort.ma": args.ma, "cohort.hc": args.hc, "cohort.minutes": args.minutes,
-        "cohort.rtms_in_sessions": args.rtms_in_sessions, "live.duration_s": args.duration,
+        "cohort.ma": args.ma,
+        "cohort.hc": args.hc,
+        "cohort.minutes": args.minutes,
+        "cohort.rtms_in_sessions": args.rtms_in_sessions,
+        "live.duration_s": args.duration,
         "live.wait_for_consumer_s": args.wait_consumers,
         ("live.seed" if args.live else "cohort.seed"): args.seed,
     }
     if args.name_prefix:
-        overrides.update({
-            "live.eeg_name": f"{args.name_prefix}-EEG", "live.nirs_name": f"{args.name_prefix}-NIRS",
-            "live.markers_name": f"{args.name_prefix}-Markers",
-            "live.source_prefix": args.name_prefix,
-        })
+        overrides.update(
+            {
+                "live.eeg_name": f"{args.name_prefix}-EEG",
+                "live.nirs_name": f"{args.name_prefix}-NIRS",
+                "live.markers_name": f"{args.name_prefix}-Markers",
+                "live.source_prefix": args.name_prefix,
+            }
+        )
     cfg = load_config(SimulationConfig, args.config, name="simulate", overrides=overrides)
     if args.live:
         from models.simulation.live import stream_live
 
         totals = stream_live(cfg, on_start=lambda text: print(text, flush=True))
-        print(f"done: {totals.eeg_samples} EEG samples, {totals.nirs_samples} NIRS samples, "
-              f"{totals.markers} markers")
+        print(
+            f"done: {totals.eeg_samples} EEG samples, {totals.nirs_samples} NIRS samples, "
+            f"{totals.markers} markers"
+        )
         return 0
     return _write_dataset(args.out, cfg)
 
@@ -95,8 +119,10 @@ def _write_dataset(out: Path, cfg) -> int:
         raise
     finally:
         bar.close()
-    print(f"wrote {cfg.cohort.ma} MA + {cfg.cohort.hc} HC subjects ({total} sessions of "
-          f"{cfg.cohort.minutes:g} min) to {root}")
+    print(
+        f"wrote {cfg.cohort.ma} MA + {cfg.cohort.hc} HC subjects ({total} sessions of "
+        f"{cfg.cohort.minutes:g} min) to {root}"
+    )
     return 0
 
 
@@ -111,18 +137,28 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("path", type=Path, help="recording file, NIRx folder, or BIDS root with --bids")
     p.add_argument("--bids", action="store_true", help="PATH is a BIDS dataset root")
-    p.add_argument("--window", type=float, default=None,
-                   help="also require every stream to hold at least one window of this many s")
-    p.add_argument("--strict", action="store_true",
-                   help="fail on NaN or infinite samples instead of reporting them")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="also require every stream to hold at least one window of this many s",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on NaN or infinite samples instead of reporting them",
+    )
     p.set_defaults(func=_run_inspect)
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
     from neuroclip.inspect import inspect_bids, inspect_file
 
-    lines = (inspect_bids(args.path, args.window, args.strict) if args.bids
-             else inspect_file(args.path, args.window, args.strict))
+    lines = (
+        inspect_bids(args.path, args.window, args.strict)
+        if args.bids
+        else inspect_file(args.path, args.window, args.strict)
+    )
     print("\n".join(lines))
     return 0
 
@@ -135,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         "during rTMS. Research software, not a medical device.",
     )
     parser.add_argument("--version", action="version", version=f"neuroclip {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more logging (-v info, -vv debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_simulate(sub)
     _add_inspect(sub)

@@ -109,8 +109,13 @@ class BidsDataset:
             craving_text = (row.get("craving") or "").strip()
             craving = None if craving_text in ("", "n/a") else float(craving_text)
             out.append(
-                SessionInfo(subject, row["session_id"].removeprefix("ses-"),
-                            self._groups[subject], craving, rtms)
+                SessionInfo(
+                    subject,
+                    row["session_id"].removeprefix("ses-"),
+                    self._groups[subject],
+                    craving,
+                    rtms,
+                )
             )
         return out
 
@@ -125,8 +130,12 @@ class BidsDataset:
         info = next((s for s in self.sessions(subject) if s.session == session), None)
         for datatype in ("eeg", "nirs"):
             bids_path = mne_bids.BIDSPath(
-                root=self.root, subject=subject, session=session, task=self.task,
-                datatype=datatype, suffix=datatype,
+                root=self.root,
+                subject=subject,
+                session=session,
+                task=self.task,
+                datatype=datatype,
+                suffix=datatype,
             )
             matches = [m for m in bids_path.match() if m.extension in _DATA_EXTENSIONS]
             if not matches:

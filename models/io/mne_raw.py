@@ -24,10 +24,13 @@ def recording_from_raw(raw, source: Path, meta: dict[str, object] | None = None)
     if eeg_picks:
         blocks.append(
             SignalBlock(
-                name=f"{source.name} EEG", kind="eeg",
+                name=f"{source.name} EEG",
+                kind="eeg",
                 ch_names=tuple(raw.ch_names[i] for i in eeg_picks),
-                units=("uV",) * len(eeg_picks), sfreq=float(raw.info["sfreq"]),
-                data=raw.get_data(picks=eeg_picks).T * 1e6, times=times,
+                units=("uV",) * len(eeg_picks),
+                sfreq=float(raw.info["sfreq"]),
+                data=raw.get_data(picks=eeg_picks).T * 1e6,
+                times=times,
             )
         )
     nirs_picks = [i for i, t in enumerate(types) if t in _NIRS_TYPES]
@@ -44,14 +47,17 @@ def recording_from_raw(raw, source: Path, meta: dict[str, object] | None = None)
                     "probe/wavelengths), or name channels 'S<i>_D<j> <nm>'.",
                     path=source,
                 )
-            names = [f"{n.split(' ')[0]} {w:g}" for n, w in zip(names, wavelengths)]
+            names = [f"{n.split(' ')[0]} {w:g}" for n, w in zip(names, wavelengths, strict=False)]
         distances = mne.preprocessing.nirs.source_detector_distances(raw.info, picks=nirs_picks)
         scale = 1e6 if signal == "hb" else 1.0
         blocks.append(
             SignalBlock(
-                name=f"{source.name} NIRS", kind="nirs", ch_names=tuple(names),
+                name=f"{source.name} NIRS",
+                kind="nirs",
+                ch_names=tuple(names),
                 units=(("uM",) if signal == "hb" else ("a.u.",)) * len(names),
-                sfreq=float(raw.info["sfreq"]), data=raw.get_data(picks=nirs_picks).T * scale,
+                sfreq=float(raw.info["sfreq"]),
+                data=raw.get_data(picks=nirs_picks).T * scale,
                 times=times,
                 nirs=NirsLayout.from_labels(names, distances_m=distances, signal=signal),  # type: ignore[arg-type]
             )
@@ -65,6 +71,8 @@ def recording_from_raw(raw, source: Path, meta: dict[str, object] | None = None)
         labels=tuple(str(d) for d in ann.description),
         durations=np.asarray(ann.duration, float),
     )
-    info = {"ignored_channel_types": sorted({t for t in types if t != "eeg" and t not in _NIRS_TYPES})}
+    info = {
+        "ignored_channel_types": sorted({t for t in types if t != "eeg" and t not in _NIRS_TYPES})
+    }
     info.update(meta or {})
     return Recording(source=source, blocks=tuple(blocks), markers=markers, meta=info)

@@ -40,9 +40,12 @@ def write_snirf(
         nirs = f.create_group("nirs")
         meta = nirs.create_group("metaDataTags")
         for key, value in (
-            ("SubjectID", subject_id), ("MeasurementDate", when.strftime("%Y-%m-%d")),
-            ("MeasurementTime", when.strftime("%H:%M:%SZ")), ("LengthUnit", "m"),
-            ("TimeUnit", "s"), ("FrequencyUnit", "Hz"),
+            ("SubjectID", subject_id),
+            ("MeasurementDate", when.strftime("%Y-%m-%d")),
+            ("MeasurementTime", when.strftime("%H:%M:%SZ")),
+            ("LengthUnit", "m"),
+            ("TimeUnit", "s"),
+            ("FrequencyUnit", "Hz"),
         ):
             meta.create_dataset(key, data=_text(value))
         data = nirs.create_group("data1")
@@ -62,8 +65,12 @@ def write_snirf(
         probe.create_dataset("wavelengths", data=np.asarray(wavelengths, float))
         probe.create_dataset("sourcePos3D", data=np.asarray(source_pos_m, float))
         probe.create_dataset("detectorPos3D", data=np.asarray(detector_pos_m, float))
-        probe.create_dataset("sourceLabels", data=[_text(f"S{i + 1}") for i in range(len(source_pos_m))])
-        probe.create_dataset("detectorLabels", data=[_text(f"D{i + 1}") for i in range(len(detector_pos_m))])
+        probe.create_dataset(
+            "sourceLabels", data=[_text(f"S{i + 1}") for i in range(len(source_pos_m))]
+        )
+        probe.create_dataset(
+            "detectorLabels", data=[_text(f"D{i + 1}") for i in range(len(detector_pos_m))]
+        )
         for i, (name, rows) in enumerate(sorted(stimuli.items()), start=1):
             stim = nirs.create_group(f"stim{i}")
             stim.create_dataset("name", data=_text(name))

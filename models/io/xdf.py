@@ -23,8 +23,15 @@ from models.signals import Markers, NirsLayout, Recording, SignalBlock
 logger = logging.getLogger(__name__)
 
 _EEG_UNIT_SCALE = {
-    "uv": 1.0, "µv": 1.0, "microvolts": 1.0, "microvolt": 1.0,
-    "mv": 1e3, "millivolts": 1e3, "v": 1e6, "volts": 1e6, "volt": 1e6,
+    "uv": 1.0,
+    "µv": 1.0,
+    "microvolts": 1.0,
+    "microvolt": 1.0,
+    "mv": 1e3,
+    "millivolts": 1e3,
+    "v": 1e6,
+    "volts": 1e6,
+    "volt": 1e6,
 }
 
 
@@ -32,13 +39,33 @@ def read_xdf(path: Path) -> Recording:
     """Read every stream of an XDF file; see the module docstring for the mapping."""
     import pyxdf
 
+    if path.suffix.lower() == ".xdf":
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+        if magic != b"XDF:":
+            raise RecordingFormatError(
+                f"{path}: not an XDF file (it does not start with the 'XDF:' magic bytes).",
+                fix="check that this is the file LabRecorder or 'neuroclip record' wrote.",
+                path=path,
+            )
     try:
-        streams, header = pyxdf.load_xdf(
-            str(path), synchronize_clocks=True, dejitter_timestamps=True,
-            handle_clock_resets=True, verbose=False,
+        streams, _header = pyxdf.load_xdf(
+            str(path),
+            synchronize_clocks=True,
+            dejitter_timestamps=True,
+            handle_clock_resets=True,
+            verbose=False,
         )
-    except (OSError, ValueError, EOFError, struct.error, KeyError, IndexError,
-            UnicodeDecodeError, ET.ParseError) as exc:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        struct.error,
+        KeyError,
+        IndexError,
+        UnicodeDecodeError,
+        ET.ParseError,
+    ) as exc:
         raise RecordingFormatError(
             f"{path}: not a readable XDF file ({type(exc).__name__}: {exc}).",
             fix="check that the file is complete; a recording cut short by a crash can "
@@ -95,7 +122,9 @@ def _channels(info: dict[str, Any], count: int) -> list[dict[str, str]]:
     out = []
     for i in range(count):
         entry = entries[i] if i < len(entries) and isinstance(entries[i], dict) else {}
-        out.append({k: _first(entry, k, "") for k in ("label", "unit", "type", "wavelength", "distance")})
+        out.append(
+            {k: _first(entry, k, "") for k in ("label", "unit", "type", "wavelength", "distance")}
+        )
         out[-1]["label"] = out[-1]["label"] or f"ch{i}"
     return out
 
@@ -134,6 +163,13 @@ def _signal_block(
                 f"{path}: NIRS stream {name!r}: {exc.message}", fix=exc.fix, path=path
             ) from None
     return SignalBlock(
-        name=name, kind=kind, ch_names=tuple(labels), units=tuple(units), sfreq=sfreq,
-        data=data, times=stamps, nirs=layout, counter=counter,
+        name=name,
+        kind=kind,
+        ch_names=tuple(labels),
+        units=tuple(units),
+        sfreq=sfreq,
+        data=data,
+        times=stamps,
+        nirs=layout,
+        counter=counter,
     )

@@ -10,7 +10,7 @@ import numpy as np
 from models.preprocessing.filters import StatefulSos, bandpass_sos, notch_sos
 from models.preprocessing.guard import FiniteGuard, hold_last
 from models.preprocessing.resample import PolyphaseResampler, rational_ratio
-from models.settings import InvalidSetting, setting
+from models.settings import InvalidSettingError, setting
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,9 @@ class EegParams:
     def check(self) -> None:
         """Cross-field rules."""
         if self.h_freq <= self.l_freq:
-            raise InvalidSetting("h_freq", f"a number > l_freq ({self.l_freq:g})", self.h_freq)
+            raise InvalidSettingError("h_freq", f"a number > l_freq ({self.l_freq:g})", self.h_freq)
         if self.h_freq >= self.target_sfreq / 2:
-            raise InvalidSetting(
+            raise InvalidSettingError(
                 "h_freq", f"a number < target_sfreq / 2 ({self.target_sfreq / 2:g})", self.h_freq
             )
 
@@ -106,11 +106,17 @@ class EegChain:
         up, down = rational_ratio(self.sfreq, params.target_sfreq)
         harmonics = [params.line_freq * (k + 1) for k in range(params.notch_harmonics + 1)]
         self._guard = FiniteGuard()
-        self._blanker = TmsBlanker(params.tms_jump_uv, round(params.tms_blank_ms * self.sfreq / 1000))
+        self._blanker = TmsBlanker(
+            params.tms_jump_uv, round(params.tms_blank_ms * self.sfreq / 1000)
+        )
         self._notch = StatefulSos(notch_sos(harmonics, self.sfreq))
         self._bandpass = StatefulSos(
-            bandpass_sos(params.l_freq, min(params.h_freq, 0.45 * self.sfreq), self.sfreq,
-                         params.filter_order)
+            bandpass_sos(
+                params.l_freq,
+                min(params.h_freq, 0.45 * self.sfreq),
+                self.sfreq,
+                params.filter_order,
+            )
         )
         self._resampler = PolyphaseResampler(up, down)
 

@@ -6,7 +6,9 @@ import numpy as np
 from scipy import signal
 
 
-def bandpass_sos(l_freq: float | None, h_freq: float | None, sfreq: float, order: int) -> np.ndarray:
+def bandpass_sos(
+    l_freq: float | None, h_freq: float | None, sfreq: float, order: int
+) -> np.ndarray:
     """Butterworth band-, high- or low-pass as second-order sections.
 
     ``l_freq=None`` gives a low-pass, ``h_freq=None`` a high-pass.

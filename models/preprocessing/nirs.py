@@ -15,7 +15,7 @@ from models.extinction import absorption_coefficients
 from models.preprocessing.filters import StatefulSos, bandpass_sos
 from models.preprocessing.guard import FiniteGuard
 from models.preprocessing.resample import PolyphaseResampler, rational_ratio
-from models.settings import InvalidSetting, setting
+from models.settings import InvalidSettingError, setting
 from models.signals import NirsLayout
 
 
@@ -37,14 +37,15 @@ class NirsParams:
     def check(self) -> None:
         """Cross-field rules."""
         if self.h_freq <= self.l_freq:
-            raise InvalidSetting("h_freq", f"a number > l_freq ({self.l_freq:g})", self.h_freq)
+            raise InvalidSettingError("h_freq", f"a number > l_freq ({self.l_freq:g})", self.h_freq)
         if self.cardiac_h_freq <= self.cardiac_l_freq:
-            raise InvalidSetting(
-                "cardiac_h_freq", f"a number > cardiac_l_freq ({self.cardiac_l_freq:g})",
+            raise InvalidSettingError(
+                "cardiac_h_freq",
+                f"a number > cardiac_l_freq ({self.cardiac_l_freq:g})",
                 self.cardiac_h_freq,
             )
         if self.h_freq >= self.target_sfreq / 2:
-            raise InvalidSetting(
+            raise InvalidSettingError(
                 "h_freq", f"a number < target_sfreq / 2 ({self.target_sfreq / 2:g})", self.h_freq
             )
 
@@ -162,7 +163,8 @@ class NirsChain:
         else:
             self._od = (
                 OpticalDensity(round(params.baseline_s * self.sfreq))
-                if layout.signal == "intensity" else None
+                if layout.signal == "intensity"
+                else None
             )
             self._mbll = BeerLambert(layout, params.ppf)
             self.ch_names = self._mbll.ch_names

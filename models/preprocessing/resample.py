@@ -11,7 +11,9 @@ from scipy import signal
 from models.errors import ChannelError
 
 
-def rational_ratio(sfreq_in: float, sfreq_out: float, max_denominator: int = 2000) -> tuple[int, int]:
+def rational_ratio(
+    sfreq_in: float, sfreq_out: float, max_denominator: int = 2000
+) -> tuple[int, int]:
     """``(up, down)`` with ``sfreq_in * up / down == sfreq_out`` to 1 ppm, or a clear error."""
     ratio = Fraction(sfreq_out / sfreq_in).limit_denominator(max_denominator)
     if ratio <= 0 or abs(float(ratio) * sfreq_in - sfreq_out) > 1e-6 * sfreq_out:

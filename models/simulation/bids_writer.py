@@ -68,26 +68,45 @@ def write_cohort(
             rtms = "none" if session == "base" else session
             if progress:
                 progress(f"sub-{subject.subject} ses-{session}")
-            sim = SessionSimulator(subject, rtms, cfg.cohort.minutes * 60.0, cfg,
-                                   with_rtms_block=cfg.cohort.rtms_in_sessions,
-                                   session_index=index)
+            sim = SessionSimulator(
+                subject,
+                rtms,
+                cfg.cohort.minutes * 60.0,
+                cfg,
+                with_rtms_block=cfg.cohort.rtms_in_sessions,
+                session_index=index,
+            )
             chunk = sim.generate_all()
             _write_session(root, subject.subject, session, sim, chunk, cfg)
             craving = subject.craving_at(rtms, sessions_rng)
-            session_rows.append({"session_id": f"ses-{session}", "craving": f"{craving:.1f}",
-                                 "rtms": rtms})
-            truth_rows.append({"participant_id": f"sub-{subject.subject}",
-                               "session_id": f"ses-{session}", "group": subject.group,
-                               "severity": f"{sim.severity:.4f}", "craving": f"{craving:.1f}"})
-        _write_tsv(root / f"sub-{subject.subject}" / f"sub-{subject.subject}_sessions.tsv",
-                   session_rows)
+            session_rows.append(
+                {"session_id": f"ses-{session}", "craving": f"{craving:.1f}", "rtms": rtms}
+            )
+            truth_rows.append(
+                {
+                    "participant_id": f"sub-{subject.subject}",
+                    "session_id": f"ses-{session}",
+                    "group": subject.group,
+                    "severity": f"{sim.severity:.4f}",
+                    "craving": f"{craving:.1f}",
+                }
+            )
+        _write_tsv(
+            root / f"sub-{subject.subject}" / f"sub-{subject.subject}_sessions.tsv", session_rows
+        )
     _write_participants(root, subjects)
     _write_ground_truth(root, subjects, truth_rows, cfg)
     return root
 
 
-def _write_session(root: Path, subject: str, session: str, sim: SessionSimulator,
-                   chunk: SimulatedChunk, cfg: SimulationConfig) -> None:
+def _write_session(
+    root: Path,
+    subject: str,
+    session: str,
+    sim: SessionSimulator,
+    chunk: SimulatedChunk,
+    cfg: SimulationConfig,
+) -> None:
     import mne
     import mne_bids
 
@@ -97,34 +116,52 @@ def _write_session(root: Path, subject: str, session: str, sim: SessionSimulator
     info = mne.create_info(list(EEG_CHANNELS), cfg.eeg_sfreq, "eeg")
     raw = mne.io.RawArray(chunk.eeg.T * 1e-6, info, verbose="error")
     pos = positions()
-    raw.set_montage(mne.channels.make_dig_montage(
-        {ch: pos[ch] for ch in EEG_CHANNELS}, coord_frame="head"), verbose="error")
+    raw.set_montage(
+        mne.channels.make_dig_montage({ch: pos[ch] for ch in EEG_CHANNELS}, coord_frame="head"),
+        verbose="error",
+    )
     raw.set_meas_date(_measurement_date(session))
     raw.info["line_freq"] = cfg.nuisance.line_freq
     events = [e for e in chunk.events if e.onset < n_eeg / cfg.eeg_sfreq]
-    raw.set_annotations(mne.Annotations(
-        [e.onset for e in events], [e.duration for e in events], [e.label for e in events],
-        orig_time=raw.info["meas_date"]))
-    bids_eeg = mne_bids.BIDSPath(subject=subject, session=session, task=TASK, root=root,
-                                 datatype="eeg")
-    mne_bids.write_raw_bids(raw, bids_eeg, format="BrainVision", allow_preload=True,
-                            overwrite=False, verbose="error")
+    raw.set_annotations(
+        mne.Annotations(
+            [e.onset for e in events],
+            [e.duration for e in events],
+            [e.label for e in events],
+            orig_time=raw.info["meas_date"],
+        )
+    )
+    bids_eeg = mne_bids.BIDSPath(
+        subject=subject, session=session, task=TASK, root=root, datatype="eeg"
+    )
+    mne_bids.write_raw_bids(
+        raw, bids_eeg, format="BrainVision", allow_preload=True, overwrite=False, verbose="error"
+    )
 
     labels = sorted({e.label for e in events})
-    stimuli = {lab: np.array([[e.onset, e.duration, 1.0] for e in events if e.label == lab])
-               for lab in labels}
+    stimuli = {
+        lab: np.array([[e.onset, e.duration, 1.0] for e in events if e.label == lab])
+        for lab in labels
+    }
     with tempfile.TemporaryDirectory() as tmp:
         snirf = Path(tmp) / f"sub-{subject}_ses-{session}_task-{TASK}_nirs.snirf"
         pairs = nirs_pairs()
         write_snirf(
-            snirf, chunk.nirs, cfg.nirs_sfreq, [(p.source, p.detector) for p in pairs],
-            NIRS_WAVELENGTHS, np.array([pos[s] for s in NIRS_SOURCES]),
-            np.array([pos[d] for d in NIRS_DETECTORS]), stimuli, subject_id=subject,
+            snirf,
+            chunk.nirs,
+            cfg.nirs_sfreq,
+            [(p.source, p.detector) for p in pairs],
+            NIRS_WAVELENGTHS,
+            np.array([pos[s] for s in NIRS_SOURCES]),
+            np.array([pos[d] for d in NIRS_DETECTORS]),
+            stimuli,
+            subject_id=subject,
             measurement=_measurement_date(session),
         )
         raw_nirs = mne.io.read_raw_snirf(snirf, preload=False, verbose="error")
-        bids_nirs = mne_bids.BIDSPath(subject=subject, session=session, task=TASK, root=root,
-                                      datatype="nirs")
+        bids_nirs = mne_bids.BIDSPath(
+            subject=subject, session=session, task=TASK, root=root, datatype="nirs"
+        )
         mne_bids.write_raw_bids(raw_nirs, bids_nirs, overwrite=False, verbose="error")
 
 
@@ -138,8 +175,9 @@ def _measurement_date(session: str):
 def _write_tsv(path: Path, rows: list[dict[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t",
-                                lineterminator="\n")
+        writer = csv.DictWriter(
+            handle, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(rows)
 
@@ -158,14 +196,19 @@ def _write_participants(root: Path, subjects: list[SubjectParams]) -> None:
     _write_tsv(path, rows)
     sidecar = root / "participants.json"
     meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-    meta["group"] = {"Description": "Diagnostic group",
-                     "Levels": {"MA": "methamphetamine dependence (simulated)",
-                                "HC": "healthy control (simulated)"}}
+    meta["group"] = {
+        "Description": "Diagnostic group",
+        "Levels": {
+            "MA": "methamphetamine dependence (simulated)",
+            "HC": "healthy control (simulated)",
+        },
+    }
     sidecar.write_text(json.dumps(meta, indent=2))
 
 
-def _write_ground_truth(root: Path, subjects: list[SubjectParams], rows: list[dict[str, str]],
-                        cfg: SimulationConfig) -> None:
+def _write_ground_truth(
+    root: Path, subjects: list[SubjectParams], rows: list[dict[str, str]], cfg: SimulationConfig
+) -> None:
     from models.settings import as_dict
 
     folder = root / "derivatives" / "simulation"
@@ -173,10 +216,17 @@ def _write_ground_truth(root: Path, subjects: list[SubjectParams], rows: list[di
     _write_tsv(folder / "ground_truth.tsv", rows)
     (folder / "subjects.json").write_text(json.dumps([asdict(s) for s in subjects], indent=1))
     (folder / "simulation_config.json").write_text(json.dumps(as_dict(cfg), indent=1))
-    (folder / "dataset_description.json").write_text(json.dumps({
-        "Name": "NeuroCLIP synthetic cohort ground truth", "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative", "GeneratedBy": [{"Name": "neuroclip simulate"}],
-    }, indent=1))
+    (folder / "dataset_description.json").write_text(
+        json.dumps(
+            {
+                "Name": "NeuroCLIP synthetic cohort ground truth",
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "derivative",
+                "GeneratedBy": [{"Name": "neuroclip simulate"}],
+            },
+            indent=1,
+        )
+    )
 
 
 def remove_partial(root: Path) -> None:

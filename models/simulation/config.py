@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from models.settings import InvalidSetting, setting
+from models.settings import InvalidSettingError, setting
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class CohortConfig:
     def check(self) -> None:
         """At least one subject."""
         if self.ma + self.hc < 1:
-            raise InvalidSetting("ma", "ma + hc >= 1", self.ma)
+            raise InvalidSettingError("ma", "ma + hc >= 1", self.ma)
 
 
 @dataclass(frozen=True)
@@ -101,4 +101,4 @@ class SimulationConfig:
         """Both rates must give whole samples per simulated second."""
         for key, rate in (("eeg_sfreq", self.eeg_sfreq), ("nirs_sfreq", self.nirs_sfreq)):
             if rate != int(rate):
-                raise InvalidSetting(key, "a whole number of samples per second", rate)
+                raise InvalidSettingError(key, "a whole number of samples per second", rate)

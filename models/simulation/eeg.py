@@ -22,8 +22,15 @@ class EegGenerator:
     muscle bursts, drift, motion transients and TMS pulse artifacts at the marker times.
     """
 
-    def __init__(self, subject: SubjectParams, severity: float, cfg: SimulationConfig,
-                 events: list[Event], motion_times: np.ndarray, rng: np.random.Generator):
+    def __init__(
+        self,
+        subject: SubjectParams,
+        severity: float,
+        cfg: SimulationConfig,
+        events: list[Event],
+        motion_times: np.ndarray,
+        rng: np.random.Generator,
+    ):
         self.fs = cfg.eeg_sfreq
         self.rng = rng
         n_ch = len(EEG_CHANNELS)
@@ -35,14 +42,30 @@ class EegGenerator:
         iaf = subject.iaf_hz
         self.rhythms = [
             # (noise, topography, amplitude uV, modulated by drug cue?)
-            (BandNoise(subject.theta_hz - 1.0, subject.theta_hz + 1.0, self.fs, n_ch, rng),
-             eeg_topography(("Fz", "FC1", "FC2"), 0.06), 3.5 * (1 + eff.theta_gain * severity), False),
-            (BandNoise(iaf - 1.0, iaf + 1.0, self.fs, n_ch, rng),
-             eeg_topography(("O1", "Oz", "O2", "Pz"), 0.07), 9.0 * (1 - eff.alpha_loss * severity), False),
-            (BandNoise(15.0, 25.0, self.fs, n_ch, rng),
-             eeg_topography(("C3", "Cz", "C4", "FC1", "FC2"), 0.06), 2.5 * (1 + eff.beta_gain * severity), False),
-            (BandNoise(32.0, 44.0, self.fs, n_ch, rng),
-             eeg_topography(("Fp1", "Fp2", "F3", "Fz", "F4"), 0.06), 0.8, True),
+            (
+                BandNoise(subject.theta_hz - 1.0, subject.theta_hz + 1.0, self.fs, n_ch, rng),
+                eeg_topography(("Fz", "FC1", "FC2"), 0.06),
+                3.5 * (1 + eff.theta_gain * severity),
+                False,
+            ),
+            (
+                BandNoise(iaf - 1.0, iaf + 1.0, self.fs, n_ch, rng),
+                eeg_topography(("O1", "Oz", "O2", "Pz"), 0.07),
+                9.0 * (1 - eff.alpha_loss * severity),
+                False,
+            ),
+            (
+                BandNoise(15.0, 25.0, self.fs, n_ch, rng),
+                eeg_topography(("C3", "Cz", "C4", "FC1", "FC2"), 0.06),
+                2.5 * (1 + eff.beta_gain * severity),
+                False,
+            ),
+            (
+                BandNoise(32.0, 44.0, self.fs, n_ch, rng),
+                eeg_topography(("Fp1", "Fp2", "F3", "Fz", "F4"), 0.06),
+                0.8,
+                True,
+            ),
         ]
         self.gamma_drug_gain = 0.1 + eff.gamma_cue_gain * severity
         self.envelope = SlowNoise(0.3, self.fs, len(self.rhythms), rng)
@@ -64,11 +87,14 @@ class EegGenerator:
         self.muscle_len = rng.uniform(0.3, 1.5, self.muscle.size)
         self.muscle_side = rng.integers(0, 2, self.muscle.size)
         self.muscle_seed = rng.integers(0, 2**31 - 1, self.muscle.size)
-        self.muscle_topo = [eeg_topography(("T7", "TP9", "F7"), 0.05),
-                            eeg_topography(("T8", "TP10", "F8"), 0.05)]
+        self.muscle_topo = [
+            eeg_topography(("T7", "TP9", "F7"), 0.05),
+            eeg_topography(("T8", "TP10", "F8"), 0.05),
+        ]
         self.motion = motion_times
         self.motion_amp = rng.uniform(50.0, 150.0, (motion_times.size, n_ch)) * np.sign(
-            rng.standard_normal((motion_times.size, n_ch)))
+            rng.standard_normal((motion_times.size, n_ch))
+        )
         self._hp = signal.butter(4, 20.0 / (self.fs / 2), btype="highpass", output="sos")
 
     def _poisson(self, per_min: float, duration: float) -> np.ndarray:
@@ -92,27 +118,32 @@ class EegGenerator:
                 gain = gain * (1.0 + self.gamma_drug_gain * drug[:, None])
             x += (0.8 * shared + 0.6 * src) * topo * gain
         x += self.drift(n) * self.drift_uv
-        x += self.line_amp * (np.sin(2 * np.pi * self.line_freq * t[:, None] + self.line_phase)
-                              + 0.3 * np.sin(2 * np.pi * 3 * self.line_freq * t[:, None] + self.line_phase))
+        x += self.line_amp * (
+            np.sin(2 * np.pi * self.line_freq * t[:, None] + self.line_phase)
+            + 0.3 * np.sin(2 * np.pi * 3 * self.line_freq * t[:, None] + self.line_phase)
+        )
         x = x * self.gains
         self._add_transients(x, t)
         return x
 
     def _add_transients(self, x: np.ndarray, t: np.ndarray) -> None:
         t_start, t_end = t[0], t[-1] + 1.0 / self.fs
-        for onset, amp in zip(self.blinks, self.blink_amp):
+        for onset, amp in zip(self.blinks, self.blink_amp, strict=False):
             if onset - 0.3 < t_end and onset + 0.3 > t_start:
                 u = np.clip((t - onset) / 0.3, -1, 1)
                 x += (amp * 0.5 * (1 + np.cos(np.pi * u)))[:, None] * self.blink_topo
-        for onset, length, side, seed in zip(self.muscle, self.muscle_len, self.muscle_side,
-                                             self.muscle_seed):
+        for onset, length, side, seed in zip(
+            self.muscle, self.muscle_len, self.muscle_side, self.muscle_seed, strict=False
+        ):
             if onset < t_end and onset + length > t_start:
                 burst_n = int(length * self.fs)
-                burst = signal.sosfiltfilt(self._hp, np.random.default_rng(seed).standard_normal(burst_n))
+                burst = signal.sosfiltfilt(
+                    self._hp, np.random.default_rng(seed).standard_normal(burst_n)
+                )
                 idx = np.round((t - onset) * self.fs).astype(int)
                 inside = (idx >= 0) & (idx < burst_n)
                 x[inside] += 15.0 * burst[idx[inside], None] * self.muscle_topo[side]
-        for onset, amp in zip(self.motion, self.motion_amp):
+        for onset, amp in zip(self.motion, self.motion_amp, strict=False):
             if onset < t_end and onset + 1.5 > t_start:
                 dt = t - onset
                 shape = np.where(dt >= 0, np.exp(-np.clip(dt, 0, None) / 0.3), 0.0)
@@ -120,6 +151,9 @@ class EegGenerator:
         for onset in self.pulses[(self.pulses < t_end) & (self.pulses + 0.1 > t_start)]:
             dt = t - onset
             after = dt >= 0
-            shape = np.where(after, np.exp(-np.clip(dt, 0, None) / 0.003)
-                             + 0.05 * np.exp(-np.clip(dt, 0, None) / 0.02), 0.0)
+            shape = np.where(
+                after,
+                np.exp(-np.clip(dt, 0, None) / 0.003) + 0.05 * np.exp(-np.clip(dt, 0, None) / 0.02),
+                0.0,
+            )
             x += shape[:, None] * self.tms_topo * self.tms_sign

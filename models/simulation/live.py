@@ -34,8 +34,14 @@ class StreamTotals:
 
 def _eeg_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...]):
     live = cfg.live
-    info = pylsl.StreamInfo(live.eeg_name, "EEG", len(names) + 1, cfg.eeg_sfreq,
-                            pylsl.cf_float32, f"{live.source_prefix}-eeg")
+    info = pylsl.StreamInfo(
+        live.eeg_name,
+        "EEG",
+        len(names) + 1,
+        cfg.eeg_sfreq,
+        pylsl.cf_float32,
+        f"{live.source_prefix}-eeg",
+    )
     chans = info.desc().append_child("channels")
     for name in names:
         ch = chans.append_child("channel")
@@ -46,16 +52,24 @@ def _eeg_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...]):
     counter.append_child_value("label", "counter")
     counter.append_child_value("unit", "samples")
     counter.append_child_value("type", "MISC")
-    info.desc().append_child("acquisition").append_child_value("manufacturer", "NeuroCLIP simulator")
+    info.desc().append_child("acquisition").append_child_value(
+        "manufacturer", "NeuroCLIP simulator"
+    )
     return info
 
 
 def _nirs_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...], distances: np.ndarray):
     live = cfg.live
-    info = pylsl.StreamInfo(live.nirs_name, "NIRS", len(names) + 1, cfg.nirs_sfreq,
-                            pylsl.cf_float32, f"{live.source_prefix}-nirs")
+    info = pylsl.StreamInfo(
+        live.nirs_name,
+        "NIRS",
+        len(names) + 1,
+        cfg.nirs_sfreq,
+        pylsl.cf_float32,
+        f"{live.source_prefix}-nirs",
+    )
     chans = info.desc().append_child("channels")
-    for name, dist in zip(names, distances):
+    for name, dist in zip(names, distances, strict=False):
         ch = chans.append_child("channel")
         ch.append_child_value("label", name)
         ch.append_child_value("unit", "a.u.")
@@ -72,9 +86,12 @@ def _nirs_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...], distances: 
     return info
 
 
-def stream_live(cfg: SimulationConfig, duration_s: float | None = None,
-                on_start: Callable[[str], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> StreamTotals:
+def stream_live(
+    cfg: SimulationConfig,
+    duration_s: float | None = None,
+    on_start: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> StreamTotals:
     """Push one synthetic subject to three LSL outlets until ``duration_s`` has passed."""
     import pylsl
 
@@ -85,27 +102,37 @@ def stream_live(cfg: SimulationConfig, duration_s: float | None = None,
     sim = SessionSimulator(subject, "pre", duration, cfg, with_rtms_block=live.rtms)
     eeg_out = pylsl.StreamOutlet(_eeg_info(pylsl, cfg, sim.eeg_channels), 50, 360)
     nirs_out = pylsl.StreamOutlet(
-        _nirs_info(pylsl, cfg, sim.nirs_channels, sim.nirs_distances), 5, 360)
-    marker_info = pylsl.StreamInfo(live.markers_name, "Markers", 1, pylsl.IRREGULAR_RATE,
-                                   pylsl.cf_string, f"{live.source_prefix}-markers")
+        _nirs_info(pylsl, cfg, sim.nirs_channels, sim.nirs_distances), 5, 360
+    )
+    marker_info = pylsl.StreamInfo(
+        live.markers_name,
+        "Markers",
+        1,
+        pylsl.IRREGULAR_RATE,
+        pylsl.cf_string,
+        f"{live.source_prefix}-markers",
+    )
     marker_out = pylsl.StreamOutlet(marker_info)
     totals = StreamTotals()
     if live.wait_for_consumer_s > 0:
         deadline = time.monotonic() + live.wait_for_consumer_s
         for outlet in (eeg_out, nirs_out, marker_out):
             if not outlet.wait_for_consumers(max(0.0, deadline - time.monotonic())):
-                logger.warning("no reader connected within %.0f s; streaming anyway",
-                               live.wait_for_consumer_s)
+                logger.warning(
+                    "no reader connected within %.0f s; streaming anyway", live.wait_for_consumer_s
+                )
                 break
     if on_start:
-        on_start(f"streaming {live.eeg_name} (EEG {cfg.eeg_sfreq:g} Hz), {live.nirs_name} "
-                 f"(NIRS {cfg.nirs_sfreq:g} Hz) and {live.markers_name} for {duration:g} s")
+        on_start(
+            f"streaming {live.eeg_name} (EEG {cfg.eeg_sfreq:g} Hz), {live.nirs_name} "
+            f"(NIRS {cfg.nirs_sfreq:g} Hz) and {live.markers_name} for {duration:g} s"
+        )
     eeg_pending = np.zeros((0, len(sim.eeg_channels)))
     nirs_pending = np.zeros((0, len(sim.nirs_channels)))
     events = list(sim.events)
     t_start = pylsl.local_clock() + 0.05
-    n_eeg_total = int(round(duration * cfg.eeg_sfreq))
-    n_nirs_total = int(round(duration * cfg.nirs_sfreq))
+    n_eeg_total = round(duration * cfg.eeg_sfreq)
+    n_nirs_total = round(duration * cfg.nirs_sfreq)
     period = live.chunk_ms / 1000.0
     try:
         while totals.eeg_samples < n_eeg_total or totals.nirs_samples < n_nirs_total:
@@ -114,16 +141,30 @@ def stream_live(cfg: SimulationConfig, duration_s: float | None = None,
             elapsed = pylsl.local_clock() - t_start
             due_eeg = min(n_eeg_total, int(elapsed * cfg.eeg_sfreq))
             due_nirs = min(n_nirs_total, int(elapsed * cfg.nirs_sfreq))
-            while (totals.eeg_samples + len(eeg_pending) < due_eeg
-                   or totals.nirs_samples + len(nirs_pending) < due_nirs):
+            while (
+                totals.eeg_samples + len(eeg_pending) < due_eeg
+                or totals.nirs_samples + len(nirs_pending) < due_nirs
+            ):
                 chunk = sim.next_seconds(1)
                 eeg_pending = np.vstack([eeg_pending, chunk.eeg])
                 nirs_pending = np.vstack([nirs_pending, chunk.nirs])
-            eeg_pending = _push(eeg_out, eeg_pending, due_eeg - totals.eeg_samples,
-                                totals.eeg_samples, t_start, cfg.eeg_sfreq)
+            eeg_pending = _push(
+                eeg_out,
+                eeg_pending,
+                due_eeg - totals.eeg_samples,
+                totals.eeg_samples,
+                t_start,
+                cfg.eeg_sfreq,
+            )
             totals.eeg_samples = max(totals.eeg_samples, due_eeg)
-            nirs_pending = _push(nirs_out, nirs_pending, due_nirs - totals.nirs_samples,
-                                 totals.nirs_samples, t_start, cfg.nirs_sfreq)
+            nirs_pending = _push(
+                nirs_out,
+                nirs_pending,
+                due_nirs - totals.nirs_samples,
+                totals.nirs_samples,
+                t_start,
+                cfg.nirs_sfreq,
+            )
             totals.nirs_samples = max(totals.nirs_samples, due_nirs)
             while events and events[0].onset <= elapsed:
                 event = events.pop(0)
@@ -137,8 +178,9 @@ def stream_live(cfg: SimulationConfig, duration_s: float | None = None,
     return totals
 
 
-def _push(outlet, pending: np.ndarray, n: int, first_index: int, t_start: float,
-          sfreq: float) -> np.ndarray:
+def _push(
+    outlet, pending: np.ndarray, n: int, first_index: int, t_start: float, sfreq: float
+) -> np.ndarray:
     if n <= 0:
         return pending
     block = pending[:n]

@@ -36,9 +36,16 @@ class NirsGenerator:
     little physiology and much independent noise, so their scalp coupling index is low.
     """
 
-    def __init__(self, subject: SubjectParams, severity: float, cfg: SimulationConfig,
-                 events: list[Event], motion_times: np.ndarray, duration_s: float,
-                 rng: np.random.Generator):
+    def __init__(
+        self,
+        subject: SubjectParams,
+        severity: float,
+        cfg: SimulationConfig,
+        events: list[Event],
+        motion_times: np.ndarray,
+        duration_s: float,
+        rng: np.random.Generator,
+    ):
         self.fs = cfg.nirs_sfreq
         self.rng = rng
         pairs = nirs_pairs()
@@ -49,13 +56,21 @@ class NirsGenerator:
         t_all = np.arange(n_total) / self.fs
         hrf = canonical_hrf(self.fs)
         drug = np.convolve(indicator(t_all, intervals(events, "cue/drug")), hrf)[:n_total] / self.fs
-        neutral = np.convolve(indicator(t_all, intervals(events, "cue/neutral")), hrf)[:n_total] / self.fs
-        trains = np.convolve(indicator(t_all, intervals(events, "rtms/train_start")), hrf)[:n_total] / self.fs
+        neutral = (
+            np.convolve(indicator(t_all, intervals(events, "cue/neutral")), hrf)[:n_total] / self.fs
+        )
+        trains = (
+            np.convolve(indicator(t_all, intervals(events, "rtms/train_start")), hrf)[:n_total]
+            / self.fs
+        )
         # normalise so a 20 s block peaks near the configured amplitude
         norm = 1.0 / max(np.convolve(np.ones(int(20 * self.fs)), hrf).max() / self.fs, 1e-9)
-        weights = np.array([_REGION_WEIGHT[p.region] for p in pairs]) * rng.lognormal(0, 0.15, n_pairs)
+        weights = np.array([_REGION_WEIGHT[p.region] for p in pairs]) * rng.lognormal(
+            0, 0.15, n_pairs
+        )
         self.task_hbo = norm * np.outer(
-            eff.hbo_cue_um * (drug + neutral) + eff.hbo_drug_um * severity * drug, weights)
+            eff.hbo_cue_um * (drug + neutral) + eff.hbo_drug_um * severity * drug, weights
+        )
         tms_w = np.array([1.0 if p.region == "DLPFC-L" else 0.2 for p in pairs])
         self.task_hbo += norm * 0.2 * np.outer(trains, tms_w)
         self.hbr_ratio = eff.hbr_ratio
@@ -85,19 +100,23 @@ class NirsGenerator:
         self.phase = phases[-1] % (2 * np.pi)
         cardiac_shape = np.sin(phases[:, 0]) + 0.4 * np.sin(2 * phases[:, 0] + 0.5)
         mayer = np.sin(phases[:, 2]) * (1.0 + 0.5 * self.mayer_env(n)[:, 0])
-        systemic = (self.amps[0] * cardiac_shape[:, None] * self.phys_w[0]
-                    + self.amps[1] * np.sin(phases[:, 1])[:, None] * self.phys_w[1]
-                    + self.amps[2] * mayer[:, None] * self.phys_w[2])
+        systemic = (
+            self.amps[0] * cardiac_shape[:, None] * self.phys_w[0]
+            + self.amps[1] * np.sin(phases[:, 1])[:, None] * self.phys_w[1]
+            + self.amps[2] * mayer[:, None] * self.phys_w[2]
+        )
         idx = np.clip(self._k + np.arange(n), 0, self.task_hbo.shape[0] - 1)
         self._k += n
         drift = self.drift(n) * 0.4
         n_pairs = self.i0.shape[0]
         hbo = (systemic + self.task_hbo[idx]) * self.coupling + drift[:, :n_pairs]
-        hbr = (-0.25 * systemic - self.hbr_ratio * self.task_hbo[idx]) * self.coupling + 0.5 * drift[:, n_pairs:]
+        hbr = (
+            -0.25 * systemic - self.hbr_ratio * self.task_hbo[idx]
+        ) * self.coupling + 0.5 * drift[:, n_pairs:]
         hb = np.stack([hbo, hbr], axis=2)  # (n, pairs, 2)
         od = np.einsum("pwc,npc->npw", self.forward, hb)
         motion = np.ones(n)
-        for onset, depth in zip(self.motion, self.motion_depth):
+        for onset, depth in zip(self.motion, self.motion_depth, strict=False):
             if onset < t[-1] + 1 / self.fs and onset + 2.0 > t[0]:
                 u = np.clip((t - onset) / 1.0, -1, 1)
                 motion *= 1.0 - depth * 0.5 * (1 + np.cos(np.pi * u)) * (np.abs(t - onset) < 1.0)

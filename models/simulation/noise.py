@@ -15,8 +15,15 @@ class PinkNoise:
     between the lowest and highest corner. The output has unit variance per channel.
     """
 
-    def __init__(self, sfreq: float, n_channels: int, rng: np.random.Generator,
-                 f_lo: float = 0.3, f_hi: float = 80.0, n_poles: int = 8):
+    def __init__(
+        self,
+        sfreq: float,
+        n_channels: int,
+        rng: np.random.Generator,
+        f_lo: float = 0.3,
+        f_hi: float = 80.0,
+        n_poles: int = 8,
+    ):
         self.rng = rng
         self.poles = np.exp(-2 * np.pi * np.geomspace(f_lo, f_hi, n_poles) / sfreq)
         self.state = rng.standard_normal((n_poles, n_channels))
@@ -27,7 +34,7 @@ class PinkNoise:
         out = np.zeros((n, self.n_channels))
         for k, p in enumerate(self.poles):
             w = self.rng.standard_normal((n, self.n_channels)) * np.sqrt(1 - p * p)
-            y, zf = signal.lfilter([1.0], [1.0, -p], w, axis=0, zi=(p * self.state[k])[None, :])
+            y, _zf = signal.lfilter([1.0], [1.0, -p], w, axis=0, zi=(p * self.state[k])[None, :])
             self.state[k] = y[-1]
             out += y
         return out / np.sqrt(len(self.poles))
@@ -36,13 +43,20 @@ class PinkNoise:
 class BandNoise:
     """Gaussian noise band-passed to ``[lo, hi]`` Hz, scaled to unit variance."""
 
-    def __init__(self, lo: float, hi: float, sfreq: float, n_channels: int,
-                 rng: np.random.Generator, order: int = 2):
+    def __init__(
+        self,
+        lo: float,
+        hi: float,
+        sfreq: float,
+        n_channels: int,
+        rng: np.random.Generator,
+        order: int = 2,
+    ):
         self.rng = rng
         self.n_channels = n_channels
         sos = bandpass_sos(lo, hi, sfreq, order)
         probe = signal.sosfilt(sos, np.random.default_rng(0).standard_normal(int(60 * sfreq)))
-        self.scale = 1.0 / probe[int(5 * sfreq):].std()
+        self.scale = 1.0 / probe[int(5 * sfreq) :].std()
         self.filter = StatefulSos(sos)
         self.filter(np.zeros((1, n_channels)))  # settle the state at zero
 

@@ -56,7 +56,7 @@ def build_timeline(
 
 def _add_rtms(events: list[Event], t: float, cfg: ProtocolConfig, n_trains: int) -> float:
     period = 1.0 / cfg.rtms_freq_hz
-    n_pulses = int(round(cfg.rtms_train_s * cfg.rtms_freq_hz))
+    n_pulses = round(cfg.rtms_train_s * cfg.rtms_freq_hz)
     for _ in range(n_trains):
         events.append(Event(t, cfg.rtms_train_s, "rtms/train_start"))
         for k in range(n_pulses):

@@ -35,8 +35,15 @@ class SessionSimulator:
     always advance in one-second steps.
     """
 
-    def __init__(self, subject: SubjectParams, rtms: str, duration_s: float,
-                 cfg: SimulationConfig, with_rtms_block: bool, session_index: int = 0):
+    def __init__(
+        self,
+        subject: SubjectParams,
+        rtms: str,
+        duration_s: float,
+        cfg: SimulationConfig,
+        with_rtms_block: bool,
+        session_index: int = 0,
+    ):
         self.subject = subject
         self.rtms = rtms
         self.cfg = cfg
@@ -47,8 +54,9 @@ class SessionSimulator:
         n_motion = rng.poisson(cfg.nuisance.motion_per_min * self.duration_s / 60.0)
         motion = np.sort(rng.uniform(5.0, max(self.duration_s, 6.0), n_motion))
         self.eeg = EegGenerator(subject, self.severity, cfg, self.events, motion, rng)
-        self.nirs = NirsGenerator(subject, self.severity, cfg, self.events, motion,
-                                  self.duration_s, rng)
+        self.nirs = NirsGenerator(
+            subject, self.severity, cfg, self.events, motion, self.duration_s, rng
+        )
         self.eeg_channels = EEG_CHANNELS
         self.nirs_channels = tuple(nirs_channel_names())
         self.nirs_distances = np.repeat([p.distance_m for p in nirs_pairs()], 2)

@@ -41,13 +41,17 @@ class SubjectParams:
 
 
 def draw_subject(
-    subject: str, group: str, rng: np.random.Generator, cfg: SimulationConfig,
+    subject: str,
+    group: str,
+    rng: np.random.Generator,
+    cfg: SimulationConfig,
     severity: float | None = None,
 ) -> SubjectParams:
     """Draw one subject; ``severity`` overrides the group's distribution."""
     if severity is None:
         severity = (
-            float(np.clip(rng.normal(0.65, 0.17), 0.15, 1.0)) if group == "MA"
+            float(np.clip(rng.normal(0.65, 0.17), 0.15, 1.0))
+            if group == "MA"
             else float(np.clip(rng.normal(0.12, 0.09), 0.0, 0.5))
         )
     pairs = [p.name for p in nirs_pairs()]
