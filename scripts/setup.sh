@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install the package with the extras named in $1 (e.g. "test").
+# Never installs torch: the live path and these tests do not need it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+extras=${1:-}
+target="."
+[ -n "$extras" ] && target=".[${extras}]"
+.venv/bin/python -m pip install --quiet -e "$target"
