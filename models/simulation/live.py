@@ -32,54 +32,45 @@ class StreamTotals:
     markers: int = 0
 
 
-def _eeg_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...]):
-    live = cfg.live
-    info = pylsl.StreamInfo(
-        live.eeg_name,
-        "EEG",
-        len(names) + 1,
-        cfg.eeg_sfreq,
-        pylsl.cf_float32,
-        f"{live.source_prefix}-eeg",
-    )
+def _stream_info(
+    pylsl, name: str, stype: str, sfreq: float, source_id: str, channels: list[dict[str, str]]
+):
+    """A float32 StreamInfo whose desc lists ``channels`` plus the ``counter`` channel."""
+    info = pylsl.StreamInfo(name, stype, len(channels) + 1, sfreq, pylsl.cf_float32, source_id)
     chans = info.desc().append_child("channels")
-    for name in names:
+    for fields in [*channels, {"label": "counter", "unit": "samples", "type": "MISC"}]:
         ch = chans.append_child("channel")
-        ch.append_child_value("label", name)
-        ch.append_child_value("unit", "microvolts")
-        ch.append_child_value("type", "EEG")
-    counter = chans.append_child("channel")
-    counter.append_child_value("label", "counter")
-    counter.append_child_value("unit", "samples")
-    counter.append_child_value("type", "MISC")
+        for key, value in fields.items():
+            ch.append_child_value(key, value)
     info.desc().append_child("acquisition").append_child_value(
         "manufacturer", "NeuroCLIP simulator"
     )
     return info
 
 
-def _nirs_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...], distances: np.ndarray):
+def _eeg_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...]):
+    channels = [{"label": n, "unit": "microvolts", "type": "EEG"} for n in names]
     live = cfg.live
-    info = pylsl.StreamInfo(
-        live.nirs_name,
-        "NIRS",
-        len(names) + 1,
-        cfg.nirs_sfreq,
-        pylsl.cf_float32,
-        f"{live.source_prefix}-nirs",
+    return _stream_info(
+        pylsl, live.eeg_name, "EEG", cfg.eeg_sfreq, f"{live.source_prefix}-eeg", channels
     )
-    chans = info.desc().append_child("channels")
-    for name, dist in zip(names, distances, strict=False):
-        ch = chans.append_child("channel")
-        ch.append_child_value("label", name)
-        ch.append_child_value("unit", "a.u.")
-        ch.append_child_value("type", "nirs_cw_amplitude")
-        ch.append_child_value("wavelength", name.split(" ")[1])
-        ch.append_child_value("distance", f"{dist:.6f}")
-    counter = chans.append_child("channel")
-    counter.append_child_value("label", "counter")
-    counter.append_child_value("unit", "samples")
-    counter.append_child_value("type", "MISC")
+
+
+def _nirs_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...], distances: np.ndarray):
+    channels = [
+        {
+            "label": n,
+            "unit": "a.u.",
+            "type": "nirs_cw_amplitude",
+            "wavelength": n.split(" ")[1],
+            "distance": f"{d:.6f}",
+        }
+        for n, d in zip(names, distances, strict=True)
+    ]
+    live = cfg.live
+    info = _stream_info(
+        pylsl, live.nirs_name, "NIRS", cfg.nirs_sfreq, f"{live.source_prefix}-nirs", channels
+    )
     probe = info.desc().append_child("probe")
     probe.append_child_value("wavelengths", " ".join(f"{w:g}" for w in NIRS_WAVELENGTHS))
     probe.append_child_value("regions", " ".join(f"{p.name}:{p.region}" for p in nirs_pairs()))
