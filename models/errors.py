@@ -12,6 +12,7 @@ into one clear message and an exit code instead of a traceback::
     │   ├── SignalValueError       samples are NaN, infinite or otherwise unusable
     │   ├── TooShortError          a recording is shorter than what is asked of it
     │   └── DatasetError           a BIDS dataset lacks what the contract requires
+    ├── BundleError                a model bundle is missing, tampered with or does not fit
     └── OutputError                a result cannot be written where it was asked
 
 Each exception carries the message plus structured fields (``path``, ``key``...) so that
@@ -87,6 +88,21 @@ class TooShortError(InputDataError):
 
 class DatasetError(InputDataError):
     """A BIDS dataset does not follow the dataset contract of DESIGN.md."""
+
+
+class BundleError(NeuroclipError):
+    """A model bundle is missing, tampered with, or does not fit the data or streams."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        fix: str | None = None,
+        path: str | Path | None = None,
+    ):
+        self.field = field
+        super().__init__(message, fix=fix, path=path)
 
 
 class OutputError(NeuroclipError):

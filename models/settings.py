@@ -104,6 +104,15 @@ def load_config(
     return _build(schema, merged, prefix="", context=context)
 
 
+def from_mapping(schema: type[T], data: Mapping[str, Any], *, name: str, source: str) -> T:
+    """Validate a nested mapping (e.g. a bundle's stored parameters) into ``schema``."""
+    sources: dict[str, str] = {}
+    _overlay({}, sources, data, source, prefix="")
+    return _build(
+        schema, data, prefix="", context=_Context(name=name, sources=sources, file=source)
+    )
+
+
 def env_var_for(name: str, dotted_key: str) -> str:
     """The environment variable that overrides ``dotted_key`` of configuration ``name``."""
     return ENV_PREFIX + name.upper() + "__" + "__".join(p.upper() for p in dotted_key.split("."))

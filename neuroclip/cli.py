@@ -163,6 +163,65 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.modelling import run_calibrate, run_evaluate, run_train
+
+    p = sub.add_parser(
+        "train",
+        help="train a NeuroCLIP model on a BIDS dataset and write its bundle",
+        description="Progressive training (stage 1 EEG-fNIRS contrastive alignment, stage 2 "
+        "probing, stage 3 fine-tuning), temperature scaling on validation subjects, export to "
+        "ONNX with a parity check, and a bundle (model.onnx + bundle.json). Needs the train "
+        "extra (torch).",
+    )
+    p.add_argument("--data", type=Path, required=True, help="BIDS dataset root")
+    p.add_argument("--out", type=Path, required=True, help="new bundle folder")
+    p.add_argument("--modalities", help="eeg,nirs (default), eeg or nirs")
+    p.add_argument("--config", type=Path, help="YAML (default: embedded, as configs/train.yaml)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="torch device")
+    p.add_argument("--seed", type=int, help="seed of splits, initialisation and batches")
+    p.add_argument("--name", help="model name stored in the bundle")
+    p.add_argument("--cache", type=Path, help="folder to cache preprocessed windows in")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="cross-validate fusion, unimodal and hand-crafted models, or one bundle",
+        description="With --cv K: subject-wise K-fold cross-validation of the fused model, "
+        "the EEG-only and fNIRS-only models and the hand-crafted reference. With --model: "
+        "score one bundle on a dataset. Writes OUT/report.json and a self-contained "
+        "OUT/report.html.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="BIDS dataset root")
+    p.add_argument("--out", type=Path, required=True, help="folder for report.json/html")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--cv", type=int, help="number of subject-wise folds (>= 2)")
+    mode.add_argument("--model", type=Path, help="a bundle to evaluate on held-out data")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also train fusion without alignment, soft targets, masked reconstruction",
+    )
+    p.add_argument("--config", type=Path, help="YAML (default: embedded, as configs/train.yaml)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="torch device")
+    p.add_argument("--seed", type=int, help="seed of folds and training")
+    p.add_argument("--cache", type=Path, help="folder to cache preprocessed windows in")
+    p.set_defaults(func=run_evaluate)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="recalibrate a bundle on a site's labelled recordings (no retraining)",
+        description="Score a site's labelled BIDS recordings with the bundle, replace the class "
+        "prototypes with the site's, and refit temperature and bias when both groups are "
+        "present (otherwise keep the calibration and say so). The ONNX model is unchanged.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="bundle to start from")
+    p.add_argument("--data", type=Path, required=True, help="the site's BIDS dataset")
+    p.add_argument("--out", type=Path, required=True, help="new bundle folder")
+    p.add_argument("--cache", type=Path, help="folder to cache preprocessed windows in")
+    p.set_defaults(func=run_calibrate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -177,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_simulate(sub)
     _add_inspect(sub)
+    _add_model_commands(sub)
     return parser
 
 
@@ -192,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mne.set_log_level("ERROR")
     except ImportError:  # the live path may run without MNE; nothing to quieten then
         logger.debug("mne not installed")
+    if getattr(args, "cv", None) is not None and args.cv < 2:
+        parser.error(f"--cv must be at least 2, got {args.cv}")
     try:
         return int(args.func(args))
     except NeuroclipError as exc:

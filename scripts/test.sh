@@ -3,7 +3,7 @@
 # Works on a fresh machine; LSL discovery is limited to this machine by the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test
+bash scripts/setup.sh train,test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 export LSLAPICFG="$PWD/configs/lsl/loopback.cfg"

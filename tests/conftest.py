@@ -48,3 +48,58 @@ def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
     )
     return write_cohort(tmp_path_factory.mktemp("cohort") / "bids", cfg)
+
+
+@pytest.fixture(scope="session")
+def train_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three MA and three HC subjects, two minutes each, with an rTMS block in every session."""
+    from models.settings import load_config
+    from models.simulation.bids_writer import write_cohort
+    from models.simulation.config import SimulationConfig
+
+    cfg = load_config(
+        SimulationConfig,
+        None,
+        name="simulate",
+        environ={},
+        overrides={
+            "cohort.ma": 3,
+            "cohort.hc": 3,
+            "cohort.minutes": 2.0,
+            "cohort.seed": 5,
+            "cohort.rtms_in_sessions": True,
+        },
+    )
+    return write_cohort(tmp_path_factory.mktemp("train") / "bids", cfg)
+
+
+QUICK_TRAIN = REPO / "tests" / "data" / "train_quick.yaml"
+
+
+@pytest.fixture(scope="session")
+def quick_config():
+    """A training configuration of a few epochs (a model that exists, not a good one)."""
+    from models.settings import load_config
+    from models.train_config import TrainConfig
+
+    return load_config(TrainConfig, QUICK_TRAIN, name="train", environ={})
+
+
+@pytest.fixture(scope="session")
+def train_windows(train_cohort, quick_config):
+    """The windows of ``train_cohort``."""
+    from models.dataset import load_windows
+
+    return load_windows(train_cohort, quick_config.signal, hop_s=quick_config.train_hop_s)
+
+
+@pytest.fixture(scope="session")
+def quick_bundle(train_windows, quick_config, tmp_path_factory):
+    """A bundle trained with the quick configuration, and the trained model."""
+    from models.export import write_bundle
+    from models.training import train_model
+
+    trained = train_model(train_windows, quick_config, progress=False)
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    write_bundle(trained, quick_config, out, ws=train_windows, name="quick", metrics={})
+    return out, trained

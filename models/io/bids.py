@@ -121,6 +121,7 @@ class BidsDataset:
 
     def read(self, subject: str, session: str) -> Recording:
         """Read the EEG and NIRS of one session, with the events as markers."""
+        import mne
         import mne_bids
 
         from models.io.mne_raw import recording_from_raw
@@ -140,7 +141,8 @@ class BidsDataset:
             matches = [m for m in bids_path.match() if m.extension in _DATA_EXTENSIONS]
             if not matches:
                 continue
-            raw = mne_bids.read_raw_bids(bids_path=matches[0], verbose="error")
+            with mne.utils.use_log_level("error"):
+                raw = mne_bids.read_raw_bids(bids_path=matches[0], verbose="error")
             recording = recording_from_raw(raw, matches[0].fpath)
             blocks.extend(recording.blocks)
             if markers is None or not len(markers):

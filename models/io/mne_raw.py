@@ -16,7 +16,7 @@ def recording_from_raw(raw, source: Path, meta: dict[str, object] | None = None)
     """Split ``raw`` into an EEG block (uV) and an fNIRS block (a.u., OD or uM) with markers."""
     import mne
 
-    raw.load_data()
+    raw.load_data(verbose="error")
     types = raw.get_channel_types()
     times = raw.times + raw.first_time
     blocks = []

@@ -1,0 +1,196 @@
+"""The windows of a whole BIDS dataset, with labels, for training and evaluation.
+
+Every session is preprocessed once by :func:`models.windows.session_windows`; the result can
+be cached as ``.npz`` so that evaluation folds and ablations do not redo it. A fingerprint
+(sha256 over the data files' sizes and names plus the signal parameters) names the cache
+and goes into every bundle and report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import ChannelError, DatasetError
+from models.io import BidsDataset
+from models.settings import as_dict
+from models.windows import SignalParams, nirs_out_names, session_windows
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowSet:
+    """Windows of many sessions, aligned row by row with their labels."""
+
+    eeg: np.ndarray
+    nirs: np.ndarray
+    subject: np.ndarray
+    session: np.ndarray
+    group: np.ndarray
+    """1 for MA, 0 for HC."""
+    rtms: np.ndarray
+    craving: np.ndarray
+    t_end: np.ndarray
+    usable: np.ndarray
+    in_drug_cue: np.ndarray
+    eeg_channels: tuple[str, ...]
+    nirs_channels: tuple[str, ...]
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return int(self.eeg.shape[0])
+
+    def take(self, mask: np.ndarray) -> WindowSet:
+        """The rows where ``mask`` is True (or at the given indices)."""
+        fields = {k: v[mask] if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+        return WindowSet(**fields)
+
+    @property
+    def subjects(self) -> list[str]:
+        """Distinct subjects, in first-seen order."""
+        return list(dict.fromkeys(self.subject.tolist()))
+
+
+def dataset_fingerprint(root: Path, params: SignalParams) -> str:
+    """sha256 over data file names and sizes, the tsv files' contents and the parameters."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if "derivatives" in path.parts or not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        digest.update(rel.encode())
+        if path.suffix in (".tsv", ".json"):
+            digest.update(path.read_bytes())
+        else:
+            digest.update(str(path.stat().st_size).encode())
+    digest.update(json.dumps(as_dict(params), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def load_windows(
+    root: str | Path,
+    params: SignalParams,
+    *,
+    hop_s: float,
+    cache_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    require_both_groups: bool = True,
+) -> WindowSet:
+    """Every window of every session of a BIDS dataset (see DESIGN.md's dataset contract)."""
+    root = Path(root)
+    ds = BidsDataset(root)
+    fingerprint = dataset_fingerprint(root, params)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"windows-{fingerprint[:16]}-hop{hop_s:g}.npz"
+        if cache.is_file():
+            logger.info("windows from cache %s", cache)
+            return _from_npz(cache, fingerprint)
+    groups = {ds.group(s) for s in ds.subjects}
+    if require_both_groups and groups != {"MA", "HC"}:
+        raise DatasetError(
+            f"{root}: participants.tsv has only group(s) {', '.join(sorted(groups))}; "
+            "telling MA from HC needs both.",
+            fix="add subjects of the missing group, or use 'neuroclip calibrate' which can "
+            "update one group's prototype.",
+            path=root,
+        )
+    parts: dict[str, list] = {
+        k: []
+        for k in (
+            "eeg",
+            "nirs",
+            "subject",
+            "session",
+            "group",
+            "rtms",
+            "craving",
+            "t_end",
+            "usable",
+            "drug",
+        )
+    }
+    eeg_channels: tuple[str, ...] | None = None
+    nirs_channels: tuple[str, ...] | None = None
+    for subject in ds.subjects:
+        for info in ds.sessions(subject):
+            if progress:
+                progress(f"sub-{subject} ses-{info.session}")
+            recording = ds.read(subject, info.session)
+            if recording.eeg is None or recording.nirs is None:
+                raise DatasetError(
+                    f"{root}: sub-{subject} ses-{info.session} lacks EEG or NIRS.",
+                    fix="every session needs simultaneous EEG and NIRS.",
+                    path=root,
+                )
+            if eeg_channels is None:
+                eeg_channels = recording.eeg.ch_names
+                nirs_channels = tuple(nirs_out_names(recording.nirs.nirs))
+            elif tuple(nirs_out_names(recording.nirs.nirs)) != nirs_channels:
+                raise ChannelError(
+                    f"{root}: sub-{subject} ses-{info.session} has fNIRS pairs that differ "
+                    "from the first session's.",
+                    fix="use one montage for the whole dataset (or drop the differing "
+                    "pairs everywhere).",
+                    path=root,
+                )
+            w = session_windows(recording, params, eeg_channels, hop_s=hop_s)
+            n = len(w.t_end)
+            if info.craving is None:
+                logger.warning(
+                    "sub-%s ses-%s has no craving score; it is left out of the craving correlation",
+                    subject,
+                    info.session,
+                )
+            parts["eeg"].append(w.eeg)
+            parts["nirs"].append(w.nirs)
+            parts["subject"].append(np.full(n, subject))
+            parts["session"].append(np.full(n, info.session))
+            parts["group"].append(np.full(n, 1 if info.group == "MA" else 0))
+            parts["rtms"].append(np.full(n, info.rtms))
+            parts["craving"].append(np.full(n, np.nan if info.craving is None else info.craving))
+            parts["t_end"].append(w.t_end)
+            parts["usable"].append(w.usable)
+            parts["drug"].append(w.in_drug_cue)
+    ws = WindowSet(
+        eeg=np.concatenate(parts["eeg"]),
+        nirs=np.concatenate(parts["nirs"]),
+        subject=np.concatenate(parts["subject"]),
+        session=np.concatenate(parts["session"]),
+        group=np.concatenate(parts["group"]),
+        rtms=np.concatenate(parts["rtms"]),
+        craving=np.concatenate(parts["craving"]),
+        t_end=np.concatenate(parts["t_end"]),
+        usable=np.concatenate(parts["usable"]),
+        in_drug_cue=np.concatenate(parts["drug"]),
+        eeg_channels=tuple(eeg_channels or ()),
+        nirs_channels=tuple(nirs_channels or ()),
+        fingerprint=fingerprint,
+    )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            cache,
+            **{k: v for k, v in vars(ws).items() if isinstance(v, np.ndarray)},
+            eeg_channels=np.array(ws.eeg_channels),
+            nirs_channels=np.array(ws.nirs_channels),
+        )
+    return ws
+
+
+def _from_npz(path: Path, fingerprint: str) -> WindowSet:
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    return WindowSet(
+        **{k: v for k, v in arrays.items() if k not in ("eeg_channels", "nirs_channels")},
+        eeg_channels=tuple(arrays["eeg_channels"].tolist()),
+        nirs_channels=tuple(arrays["nirs_channels"].tolist()),
+        fingerprint=fingerprint,
+    )

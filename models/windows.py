@@ -1,0 +1,218 @@
+"""Windows: the unit the encoder scores, cut the same way offline and live.
+
+A window ending at ``t`` holds ``[t - window_s, t)`` of preprocessed EEG (at the EEG model
+rate) and HbO/HbR (at the fNIRS model rate). The quality gate marks a window unusable, with
+its reasons, when it overlaps an rTMS train, when too many EEG channels are flat, railing,
+noisy or non-finite, or when too few fNIRS pairs couple to the scalp. fNIRS pairs with a poor
+scalp coupling index are zeroed in the model input rather than failing the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.errors import ChannelError, TooShortError
+from models.preprocessing import EegChain, EegParams, NirsChain, NirsParams
+from models.preprocessing.quality import eeg_channel_flags, scalp_coupling_index
+from models.settings import InvalidSettingError, setting
+from models.signals import Recording
+
+EEG_SCALE_UV = 20.0
+"""EEG model input is preprocessed uV divided by this (keeps absolute power, near unit scale)."""
+HB_SCALE_UM = 1.0
+"""fNIRS model input is HbO/HbR in uM divided by this."""
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    """Window geometry and quality gate (stored in every model bundle)."""
+
+    window_s: float = setting(10.0, gt=0, doc="window length in seconds")
+    hop_s: float = setting(2.0, gt=0, doc="live hop between window ends in seconds")
+    warmup_s: float = setting(30.0, ge=0, doc="seconds at a session start never scored")
+    rtms_guard_s: float = setting(0.5, ge=0, doc="seconds after a train still counted as train")
+    max_bad_eeg_fraction: float = setting(0.25, ge=0, le=1)
+    sci_threshold: float = setting(0.5, ge=-1, le=1, doc="pairs below are bad")
+    min_good_nirs_fraction: float = setting(0.5, ge=0, le=1)
+
+    def check(self) -> None:
+        """A hop longer than a window would leave data unscored."""
+        if self.hop_s > self.window_s:
+            raise InvalidSettingError(
+                "hop_s", f"a number <= window_s ({self.window_s:g})", self.hop_s
+            )
+
+
+@dataclass(frozen=True)
+class SignalParams:
+    """Everything that turns raw streams into model input."""
+
+    eeg: EegParams = EegParams()
+    nirs: NirsParams = NirsParams()
+    windows: WindowParams = WindowParams()
+
+    def eeg_samples(self) -> int:
+        """EEG samples per window at the model rate."""
+        return round(self.windows.window_s * self.eeg.target_sfreq)
+
+    def nirs_samples(self) -> int:
+        """fNIRS samples per window at the model rate."""
+        return round(self.windows.window_s * self.nirs.target_sfreq)
+
+
+@dataclass
+class SessionWindows:
+    """Every window of one session, as model input plus gate results."""
+
+    eeg: np.ndarray
+    """``(n, n_eeg_channels, eeg_samples)`` float32, scaled model input."""
+    nirs: np.ndarray
+    """``(n, 2 * n_pairs, nirs_samples)`` float32, scaled model input (bad pairs zeroed)."""
+    t_end: np.ndarray
+    usable: np.ndarray
+    reasons: list[tuple[str, ...]]
+    sci: np.ndarray
+    """``(n, n_pairs)`` scalp coupling index per window."""
+    in_drug_cue: np.ndarray
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+def rtms_spans(recording: Recording, guard_s: float) -> np.ndarray:
+    """``(n, 2)`` rTMS train intervals from the markers, extended by ``guard_s``."""
+    starts = [
+        t
+        for t, lab in zip(recording.markers.times, recording.markers.labels, strict=True)
+        if lab == "rtms/train_start"
+    ]
+    ends = [
+        t
+        for t, lab in zip(recording.markers.times, recording.markers.labels, strict=True)
+        if lab == "rtms/train_end"
+    ]
+    spans = []
+    for start in starts:
+        after = [e for e in ends if e >= start]
+        spans.append((start, (after[0] if after else start + 4.0) + guard_s))
+    return np.asarray(spans, float).reshape(-1, 2)
+
+
+def cue_spans(recording: Recording, label: str) -> np.ndarray:
+    """``(n, 2)`` intervals of cue blocks with ``label`` (duration from the markers)."""
+    m = recording.markers
+    durations = m.durations if m.durations is not None else np.full(len(m), 20.0)
+    rows = [
+        (t, t + (d if d > 0 else 20.0))
+        for t, lab, d in zip(m.times, m.labels, durations, strict=True)
+        if lab == label
+    ]
+    return np.asarray(rows, float).reshape(-1, 2)
+
+
+def session_windows(
+    recording: Recording,
+    params: SignalParams,
+    eeg_channels: tuple[str, ...],
+    hop_s: float | None = None,
+) -> SessionWindows:
+    """Preprocess one session offline (the same objects as live) and cut its windows.
+
+    Raises
+    ------
+    ChannelError
+        When the recording lacks the EEG channels the model expects, or has no fNIRS.
+    TooShortError
+        When the session holds no complete window after the warm-up.
+    """
+    eeg, nirs = recording.eeg, recording.nirs
+    if eeg is None or nirs is None:
+        raise ChannelError(
+            f"{recording.source}: a session needs both EEG and NIRS, found "
+            f"{', '.join(b.kind for b in recording.blocks) or 'nothing'}.",
+            fix="record EEG and fNIRS simultaneously, or train a unimodal model.",
+            path=recording.source,
+        )
+    missing = [c for c in eeg_channels if c not in eeg.ch_names]
+    if missing:
+        raise ChannelError(
+            f"{recording.source}: EEG lacks channel(s) {', '.join(missing[:6])} that the "
+            f"model expects (it has {', '.join(eeg.ch_names[:6])}...).",
+            fix="use recordings with the same montage for every subject, or rename channels.",
+            path=recording.source,
+        )
+    picks = [eeg.ch_names.index(c) for c in eeg_channels]
+    eeg_raw = eeg.data[:, picks]
+    wp = params.windows
+    eeg_out = EegChain(params.eeg, eeg.sfreq, len(picks))(eeg_raw)
+    nirs_out = NirsChain(params.nirs, nirs.sfreq, nirs.nirs)(nirs.data)
+    t0_eeg, t0_nirs = eeg.times[0], nirs.times[0]
+    t_start = max(t0_eeg, t0_nirs) + wp.warmup_s + wp.window_s
+    t_stop = min(
+        t0_eeg + len(eeg_out.data) / params.eeg.target_sfreq,
+        t0_nirs + len(nirs_out.hb) / params.nirs.target_sfreq,
+    )
+    hop = wp.hop_s if hop_s is None else hop_s
+    ends = np.arange(t_start, t_stop + 1e-9, hop)
+    if ends.size == 0:
+        raise TooShortError(
+            f"{recording.source}: the session lasts {t_stop - min(t0_eeg, t0_nirs):.1f} s, too "
+            f"short for one {wp.window_s:g} s window after the {wp.warmup_s:g} s warm-up.",
+            fix="use a longer recording.",
+            path=recording.source,
+        )
+    n_e, n_n = params.eeg_samples(), params.nirs_samples()
+    layout = nirs.nirs
+    pair_cols = [cols for _, cols in layout.pairs()]
+    spans = rtms_spans(recording, wp.rtms_guard_s)
+    drug = cue_spans(recording, "cue/drug")
+    out_eeg = np.zeros((ends.size, len(picks), n_e), np.float32)
+    out_nirs = np.zeros((ends.size, len(nirs_out_names(layout)), n_n), np.float32)
+    sci_all = np.zeros((ends.size, len(pair_cols)))
+    usable = np.ones(ends.size, bool)
+    reasons: list[tuple[str, ...]] = []
+    in_drug = np.zeros(ends.size, bool)
+    for i, t_end in enumerate(ends):
+        t_begin = t_end - wp.window_s
+        e0 = round((t_begin - t0_eeg) * params.eeg.target_sfreq)
+        n0 = round((t_begin - t0_nirs) * params.nirs.target_sfreq)
+        out_eeg[i] = eeg_out.data[e0 : e0 + n_e].T / EEG_SCALE_UV
+        hb = nirs_out.hb[n0 : n0 + n_n].T / HB_SCALE_UM
+        r0 = round((t_begin - t0_eeg) * eeg.sfreq)
+        raw_window = eeg_raw[r0 : r0 + round(wp.window_s * eeg.sfreq)]
+        c0 = round((t_begin - t0_nirs) * nirs.sfreq)
+        n_c = round(wp.window_s * nirs.sfreq)
+        cardiac = None if nirs_out.cardiac is None else nirs_out.cardiac[c0 : c0 + n_c]
+        sci = (
+            scalp_coupling_index(cardiac, layout)
+            if cardiac is not None
+            else np.ones(len(pair_cols))
+        )
+        sci_all[i] = sci
+        bad_pairs = sci < wp.sci_threshold
+        hb = hb.copy()
+        for k in np.flatnonzero(bad_pairs):
+            hb[2 * k : 2 * k + 2] = 0.0
+        out_nirs[i] = hb
+        why = []
+        if spans.size and np.any((spans[:, 0] < t_end) & (spans[:, 1] > t_begin)):
+            why.append("rtms_train")
+        flags = eeg_channel_flags(raw_window)
+        bad_eeg = flags["nonfinite"] | flags["flat"] | flags["railing"] | flags["noisy"]
+        if bad_eeg.mean() > wp.max_bad_eeg_fraction:
+            why.append("eeg_quality")
+        if (~bad_pairs).mean() < wp.min_good_nirs_fraction:
+            why.append("nirs_coupling")
+        if eeg_out.bad_in[r0 : r0 + len(raw_window)].any() or nirs_out.bad_in[c0 : c0 + n_c].any():
+            why.append("nonfinite")
+        usable[i] = not why
+        reasons.append(tuple(why))
+        in_drug[i] = bool(drug.size and np.any((drug[:, 0] < t_end) & (drug[:, 1] > t_begin)))
+    return SessionWindows(
+        out_eeg, out_nirs, ends, usable, reasons, sci_all, in_drug, meta=dict(recording.meta)
+    )
+
+
+def nirs_out_names(layout) -> list[str]:
+    """Model-input fNIRS channel names: ``S_D hbo, S_D hbr`` per pair."""
+    return [f"{name} {kind}" for name, _ in layout.pairs() for kind in ("hbo", "hbr")]

@@ -1,0 +1,282 @@
+"""``neuroclip train``, ``evaluate`` and ``calibrate``: the offline model commands.
+
+torch is imported only by ``train`` and cross-validated ``evaluate``; evaluating or
+recalibrating an existing bundle runs on ONNX Runtime alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.errors import BundleError, NeuroclipError, OutputError
+
+logger = logging.getLogger(__name__)
+
+
+class MissingExtraError(NeuroclipError):
+    """torch (the ``train`` extra) is not installed."""
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(
+            "Training needs torch, which is not installed (the live path does not need it).",
+            fix="pip install -e '.[train]' (it pins torch==2.13.0, a CPU build here).",
+        ) from None
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="step", disable=None)
+
+    def update(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    return bar, update
+
+
+def train_config(args: Any):
+    """TrainConfig from --config plus the command line's explicit flags."""
+    from models.settings import load_config
+    from models.train_config import TrainConfig
+
+    overrides: dict[str, Any] = {
+        "device": getattr(args, "device", None),
+        "seed": getattr(args, "seed", None),
+    }
+    if getattr(args, "modalities", None):
+        overrides["modalities"] = [m.strip() for m in args.modalities.split(",") if m.strip()]
+    return load_config(TrainConfig, args.config, name="train", overrides=overrides)
+
+
+def run_train(args: Any) -> int:
+    """Train one model on a BIDS dataset and write its bundle."""
+    _require_torch()
+    from models.dataset import load_windows
+    from models.evaluation import model_metrics
+    from models.export import write_bundle
+    from models.training import predict, select_device, train_model
+
+    cfg = train_config(args)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise OutputError(
+            f"Bundle folder {args.out} exists and is not empty; nothing was written.",
+            fix="choose a new --out folder.",
+            path=args.out,
+        )
+    bar, update = _progress("reading sessions")
+    ws = load_windows(
+        args.data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=args.cache, progress=update
+    )
+    bar.close()
+    trained = train_model(ws, cfg, progress=True)
+    val = ws.take(ws.usable & np.isin(ws.subject, trained.val_subjects))
+    logits, _ = predict(trained.model, val, select_device("cpu"))
+    prob = 1 / (1 + np.exp(-logits.mean(axis=1) / trained.temperature))
+    val_metrics = model_metrics(val, prob)
+    metrics = {
+        "validation": {
+            "subjects": len(trained.val_subjects),
+            "window_auc": val_metrics["window_auc"],
+            "subject_auc": val_metrics["auc"],
+        }
+    }
+    name = args.name or f"neuroclip-{'-'.join(cfg.modalities)}"
+    write_bundle(
+        trained,
+        cfg,
+        args.out,
+        ws=ws,
+        name=name,
+        metrics=metrics,
+        extra_training={"data": str(args.data)},
+    )
+    print(
+        f"wrote bundle {args.out} ({name}; validation window AUC "
+        f"{_fmt(val_metrics['window_auc'])} on {len(trained.val_subjects)} subjects)"
+    )
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def run_evaluate(args: Any) -> int:
+    """Cross-validate every model, or evaluate one bundle; write report.json and report.html."""
+    from models.report import render_html
+
+    out: Path = args.out
+    if args.model is not None:
+        report = _evaluate_bundle(args)
+    else:
+        _require_torch()
+        from models.dataset import load_windows
+        from models.evaluation import cross_validate
+
+        cfg = train_config(args)
+        bar, update = _progress("reading sessions")
+        ws = load_windows(
+            args.data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=args.cache, progress=update
+        )
+        bar.close()
+        bar, update = _progress("cross-validation")
+        report = cross_validate(ws, cfg, args.cv, ablation=args.ablation, progress=update)
+        bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+    (out / "report.html").write_text(render_html(report), encoding="utf-8")
+    auc = report["auc"]
+    print("subject-level AUC: " + ", ".join(f"{k} {_fmt(v)}" for k, v in auc.items()))
+    shift, craving = report["rtms_shift"], report["craving"]
+    print(
+        f"rTMS shift: n={shift['n']} mean delta {_fmt(shift['mean_delta'])} p={_fmt(shift['p'])}; "
+        f"craving Spearman r={_fmt(craving['spearman_r'])} p={_fmt(craving['p'])}"
+    )
+    print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _bundle_windows(bundle, data: Path, cache: Path | None, require_both_groups: bool):
+    from models.dataset import load_windows
+    from models.settings import from_mapping
+    from models.windows import SignalParams
+
+    params = from_mapping(
+        SignalParams,
+        bundle.meta["preprocessing"],
+        name="bundle",
+        source=str(bundle.path / "bundle.json"),
+    )
+    hop = float(bundle.meta["training"]["config"].get("train_hop_s", params.windows.hop_s))
+    ws = load_windows(
+        data, params, hop_s=hop, cache_dir=cache, require_both_groups=require_both_groups
+    )
+    bundle.check_streams(
+        eeg_channels=ws.eeg_channels, nirs_channels=ws.nirs_channels, source=str(data)
+    )
+    return ws
+
+
+def _score_windows(bundle, ws) -> tuple[np.ndarray, np.ndarray]:
+    from models.bundle import BundleScorer
+
+    scorer = BundleScorer(bundle)
+    arrays = {"eeg": ws.eeg, "nirs": ws.nirs}
+    logits, embeds = [], []
+    for start in range(0, len(ws), 256):
+        part = {m: arrays[m][start : start + 256] for m in bundle.modalities}
+        lg, em = scorer.run(**part)
+        logits.append(lg)
+        embeds.append(em)
+    return np.concatenate(logits), np.concatenate(embeds)
+
+
+def _evaluate_bundle(args: Any) -> dict[str, Any]:
+    from models.bundle import BundleScorer, load_bundle
+    from models.evaluation import summarise
+
+    bundle = load_bundle(args.model)
+    ws = _bundle_windows(bundle, args.data, args.cache, require_both_groups=True)
+    usable = ws.take(ws.usable)
+    logits, embeds = _score_windows(bundle, usable)
+    scores = BundleScorer(bundle).from_outputs(logits, embeds)
+    report = summarise(usable, {bundle.meta["name"]: scores.probability})
+    overlap = bundle.meta["training"].get("data_fingerprint") == ws.fingerprint
+    report.update(
+        model=str(args.model),
+        model_sha256=bundle.sha256,
+        data_fingerprint=ws.fingerprint,
+        n_subjects=len(ws.subjects),
+        n_windows=len(usable),
+        warning=(
+            "this is the bundle's own training data: not a held-out estimate" if overlap else None
+        ),
+    )
+    return report
+
+
+def run_calibrate(args: Any) -> int:
+    """Recalibrate a bundle on a site's labelled recordings, without retraining."""
+    from models.bundle import load_bundle
+    from models.training import LABELED_SESSIONS
+
+    bundle = load_bundle(args.model)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise OutputError(
+            f"Output folder {args.out} exists and is not empty; nothing was written.",
+            fix="choose a new --out folder.",
+            path=args.out,
+        )
+    ws = _bundle_windows(bundle, args.data, args.cache, require_both_groups=False)
+    site = ws.take(ws.usable & np.isin(ws.rtms, LABELED_SESSIONS))
+    if len(site) == 0:
+        raise BundleError(
+            f"{args.data} holds no usable labelled windows (sessions pre or none).",
+            fix="add pre-treatment or control sessions.",
+            path=args.data,
+        )
+    logits, embeds = _score_windows(bundle, site)
+    meta = json.loads(json.dumps(bundle.meta))
+    protos = meta["reference"]["prototypes"]
+    note: dict[str, Any] = {
+        "data_fingerprint": ws.fingerprint,
+        "windows": len(site),
+        "subjects": len(site.subjects),
+    }
+    for name, label in (("HC", 0), ("MA", 1)):
+        chosen = embeds[site.group == label]
+        if len(chosen):
+            mean = chosen.mean(axis=0)
+            protos[name] = (mean / max(np.linalg.norm(mean), 1e-12)).round(6).tolist()
+    groups = set(site.group.tolist())
+    if groups == {0, 1}:
+        temperature, bias = _fit_platt(logits.mean(axis=1), site.group.astype(float))
+        meta["calibration"].update(
+            temperature=temperature, bias=bias, method="site recalibration (temperature and bias)"
+        )
+        note["calibration"] = "temperature and bias refitted on the site's windows"
+    else:
+        only = "MA" if 1 in groups else "HC"
+        note["calibration"] = (
+            f"kept: the site data has only {only}; only the {only} prototype was updated"
+        )
+        logger.warning("calibration kept: only %s windows in %s", only, args.data)
+    meta["reference"]["site_recalibration"] = note
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(bundle.onnx_path, args.out / "model.onnx")
+    (args.out / "bundle.json").write_text(json.dumps(meta, indent=1))
+    load_bundle(args.out)
+    print(
+        f"wrote {args.out}: {note['calibration']} ({note['windows']} windows, "
+        f"{note['subjects']} subjects)"
+    )
+    return 0
+
+
+def _fit_platt(mean_logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    from scipy.optimize import minimize
+
+    def nll(params: np.ndarray) -> float:
+        z = mean_logits / math.exp(params[0]) + params[1]
+        return float(np.mean(np.logaddexp(0, z) - y * z))
+
+    result = minimize(nll, x0=np.zeros(2), method="Nelder-Mead")
+    return float(math.exp(result.x[0])), float(result.x[1])
