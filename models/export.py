@@ -23,6 +23,7 @@ import torch
 from models.bundle import FORMAT, BundleScorer, load_bundle, sha256_of
 from models.dataset import WindowSet
 from models.errors import OutputError
+from models.io.output import require_new_folder
 from models.settings import as_dict
 from models.train_config import TrainConfig
 from models.training import TrainedModel, predict
@@ -97,13 +98,7 @@ def write_bundle(
     extra_training: dict[str, Any] | None = None,
 ) -> Path:
     """Export, verify and write a bundle into the new folder ``out``."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise OutputError(
-            f"Bundle folder {out} exists and is not empty; nothing was written.",
-            fix="choose a new --out folder.",
-            path=out,
-        )
+    out = require_new_folder(out, "Bundle folder")
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         tmp_path = Path(tmp)
         onnx_path = tmp_path / "model.onnx"

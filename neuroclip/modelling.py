@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import BundleError, NeuroclipError, OutputError
+from models.errors import BundleError, NeuroclipError
+from models.io.output import require_new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +70,7 @@ def run_train(args: Any) -> int:
     from models.training import predict, select_device, train_model
 
     cfg = train_config(args)
-    if args.out.exists() and any(args.out.iterdir()):
-        raise OutputError(
-            f"Bundle folder {args.out} exists and is not empty; nothing was written.",
-            fix="choose a new --out folder.",
-            path=args.out,
-        )
+    require_new_folder(args.out, "Output folder")
     bar, update = _progress("reading sessions")
     ws = load_windows(
         args.data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=args.cache, progress=update
@@ -219,12 +215,7 @@ def run_calibrate(args: Any) -> int:
     from models.training import LABELED_SESSIONS
 
     bundle = load_bundle(args.model)
-    if args.out.exists() and any(args.out.iterdir()):
-        raise OutputError(
-            f"Output folder {args.out} exists and is not empty; nothing was written.",
-            fix="choose a new --out folder.",
-            path=args.out,
-        )
+    require_new_folder(args.out, "Output folder")
     ws = _bundle_windows(bundle, args.data, args.cache, require_both_groups=False)
     site = ws.take(ws.usable & np.isin(ws.rtms, LABELED_SESSIONS))
     if len(site) == 0:

@@ -27,50 +27,30 @@ def lsl_env() -> dict[str, str]:
     return {**os.environ, "LSLAPICFG": str(LSL_LOOPBACK)}
 
 
-@pytest.fixture(scope="session")
-def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One MA (pre and post) and one HC subject, three minutes each, with an rTMS block."""
+def _simulated_cohort(tmp_path_factory: pytest.TempPathFactory, name: str, **cohort) -> Path:
     from models.settings import load_config
     from models.simulation.bids_writer import write_cohort
     from models.simulation.config import SimulationConfig
 
-    cfg = load_config(
-        SimulationConfig,
-        None,
-        name="simulate",
-        environ={},
-        overrides={
-            "cohort.ma": 1,
-            "cohort.hc": 1,
-            "cohort.minutes": 3.0,
-            "cohort.seed": 11,
-            "cohort.rtms_in_sessions": True,
-        },
+    overrides = {f"cohort.{k}": v for k, v in cohort.items()}
+    cfg = load_config(SimulationConfig, None, name="simulate", environ={}, overrides=overrides)
+    return write_cohort(tmp_path_factory.mktemp(name) / "bids", cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MA (pre and post) and one HC subject, three minutes each, with an rTMS block."""
+    return _simulated_cohort(
+        tmp_path_factory, "cohort", ma=1, hc=1, minutes=3.0, seed=11, rtms_in_sessions=True
     )
-    return write_cohort(tmp_path_factory.mktemp("cohort") / "bids", cfg)
 
 
 @pytest.fixture(scope="session")
 def train_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three MA and three HC subjects, two minutes each, with an rTMS block in every session."""
-    from models.settings import load_config
-    from models.simulation.bids_writer import write_cohort
-    from models.simulation.config import SimulationConfig
-
-    cfg = load_config(
-        SimulationConfig,
-        None,
-        name="simulate",
-        environ={},
-        overrides={
-            "cohort.ma": 3,
-            "cohort.hc": 3,
-            "cohort.minutes": 2.0,
-            "cohort.seed": 5,
-            "cohort.rtms_in_sessions": True,
-        },
+    return _simulated_cohort(
+        tmp_path_factory, "train", ma=3, hc=3, minutes=2.0, seed=5, rtms_in_sessions=True
     )
-    return write_cohort(tmp_path_factory.mktemp("train") / "bids", cfg)
 
 
 QUICK_TRAIN = REPO / "tests" / "data" / "train_quick.yaml"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import OutputError
+from models.io.output import require_new_folder
 from models.simulation.config import SimulationConfig
 from models.simulation.montage import (
     EEG_CHANNELS,
@@ -51,13 +51,7 @@ def write_cohort(
 
     ``out`` must not exist or be empty: an existing dataset is never overwritten.
     """
-    root = Path(out)
-    if root.exists() and any(root.iterdir()):
-        raise OutputError(
-            f"Output folder {root} already exists and is not empty; nothing was written.",
-            fix="choose a new folder with --out, or remove the old one first.",
-            path=root,
-        )
+    root = require_new_folder(out, "Output folder")
     root.mkdir(parents=True, exist_ok=True)
     subjects = draw_cohort(cfg)
     truth_rows = []
