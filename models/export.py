@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.bundle import FORMAT, BundleScorer, load_bundle, sha256_of
+from models.bundle import FORMAT, load_bundle, sha256_of
 from models.dataset import WindowSet
 from models.errors import OutputError
 from models.io.output import require_new_folder
@@ -198,4 +198,4 @@ def _reference_band(trained: TrainedModel, ws: WindowSet) -> dict[str, float]:
     }
 
 
-__all__ = ["BundleScorer", "export_onnx", "parity", "write_bundle"]
+__all__ = ["export_onnx", "parity", "write_bundle"]

@@ -148,40 +148,24 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
     if len(specs) == 2 and cfg.alignment.enabled and st.align_epochs:
         _align(model, fit_all, cfg, device, gen, history, progress)
     boot = torch.from_numpy(rng.poisson(1.0, (len(fit_lab), cfg.n_heads)).astype(np.float32))
-    for p in model.encoders.parameters():
-        p.requires_grad_(False)
-    _supervised(
-        model,
-        fit_lab,
-        val_lab,
-        boot,
-        cfg,
-        device,
-        gen,
-        history,
-        "probe",
-        st.probe_epochs,
-        st.lr,
-        progress,
-        frozen=True,
-    )
-    for p in model.encoders.parameters():
-        p.requires_grad_(True)
-    _supervised(
-        model,
-        fit_lab,
-        val_lab,
-        boot,
-        cfg,
-        device,
-        gen,
-        history,
-        "finetune",
-        st.finetune_epochs,
-        st.finetune_lr,
-        progress,
-        frozen=False,
-    )
+    stages = ((st.probe_epochs, st.lr, True), (st.finetune_epochs, st.finetune_lr, False))
+    for epochs, lr, frozen in stages:
+        for p in model.encoders.parameters():
+            p.requires_grad_(not frozen)
+        _supervised(
+            model,
+            fit_lab,
+            val_lab,
+            boot,
+            cfg,
+            device,
+            gen,
+            history,
+            epochs,
+            lr,
+            progress,
+            frozen=frozen,
+        )
 
     val_logits, _ = predict(model, val_lab, device)
     temperature = fit_temperature(val_logits.mean(axis=1), val_lab.group.astype(float))
@@ -269,7 +253,6 @@ def _supervised(
     device: torch.device,
     gen: torch.Generator,
     history: list[dict[str, float]],
-    stage: str,
     epochs: int,
     lr: float,
     progress: bool,

@@ -171,10 +171,9 @@ def _bundle_windows(bundle, data: Path, cache: Path | None, require_both_groups:
     return ws
 
 
-def _score_windows(bundle, ws) -> tuple[np.ndarray, np.ndarray]:
-    from models.bundle import BundleScorer
-
-    scorer = BundleScorer(bundle)
+def _score_windows(scorer, ws) -> tuple[np.ndarray, np.ndarray]:
+    """Raw model outputs for every window, in batches of 256."""
+    bundle = scorer.bundle
     arrays = {"eeg": ws.eeg, "nirs": ws.nirs}
     logits, embeds = [], []
     for start in range(0, len(ws), 256):
@@ -192,8 +191,9 @@ def _evaluate_bundle(args: Any) -> dict[str, Any]:
     bundle = load_bundle(args.model)
     ws = _bundle_windows(bundle, args.data, args.cache, require_both_groups=True)
     usable = ws.take(ws.usable)
-    logits, embeds = _score_windows(bundle, usable)
-    scores = BundleScorer(bundle).from_outputs(logits, embeds)
+    scorer = BundleScorer(bundle)
+    logits, embeds = _score_windows(scorer, usable)
+    scores = scorer.from_outputs(logits, embeds)
     report = summarise(usable, {bundle.meta["name"]: scores.probability})
     overlap = bundle.meta["training"].get("data_fingerprint") == ws.fingerprint
     report.update(
@@ -211,7 +211,7 @@ def _evaluate_bundle(args: Any) -> dict[str, Any]:
 
 def run_calibrate(args: Any) -> int:
     """Recalibrate a bundle on a site's labelled recordings, without retraining."""
-    from models.bundle import load_bundle
+    from models.bundle import BundleScorer, load_bundle
     from models.training import LABELED_SESSIONS
 
     bundle = load_bundle(args.model)
@@ -224,7 +224,7 @@ def run_calibrate(args: Any) -> int:
             fix="add pre-treatment or control sessions.",
             path=args.data,
         )
-    logits, embeds = _score_windows(bundle, site)
+    logits, embeds = _score_windows(BundleScorer(bundle), site)
     meta = json.loads(json.dumps(bundle.meta))
     protos = meta["reference"]["prototypes"]
     note: dict[str, Any] = {
