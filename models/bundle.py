@@ -21,6 +21,8 @@ import numpy as np
 from models.errors import BundleError
 
 FORMAT = "neuroclip.bundle/1"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default_bundle"
+"""The small default model shipped with the package (trained on the synthetic cohort)."""
 REQUIRED = (
     "format",
     "name",

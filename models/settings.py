@@ -238,7 +238,12 @@ def _build(schema: type[T], data: Mapping[str, Any], *, prefix: str, context: _C
     for fname, field in fields.items():
         key = f"{prefix}{fname}"
         hint = hints[fname]
-        if fname in data:
+        if dataclasses.is_dataclass(hint) and dataclasses.is_dataclass(field.default):
+            # a nested default instance (not only the class defaults) is the base of its keys
+            given = data.get(fname, {})
+            merged = _merged(as_dict(field.default), given) if isinstance(given, Mapping) else given
+            values[fname] = _coerce(hint, merged, key, field.metadata, context)
+        elif fname in data:
             values[fname] = _coerce(hint, data[fname], key, field.metadata, context)
         elif dataclasses.is_dataclass(hint):
             values[fname] = _build(hint, {}, prefix=f"{key}.", context=context)
@@ -259,6 +264,15 @@ def _build(schema: type[T], data: Mapping[str, Any], *, prefix: str, context: _C
             key = f"{prefix}{exc.key}"
             raise _invalid(key, exc.expected, exc.found, context) from None
     return instance
+
+
+def _merged(base: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in given.items():
+        out[k] = (
+            _merged(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, Mapping) else v
+        )
+    return out
 
 
 def _invalid(key: str, expected: str, found: Any, context: _Context) -> ConfigError:

@@ -162,54 +162,134 @@ def session_windows(
             path=recording.source,
         )
     n_e, n_n = params.eeg_samples(), params.nirs_samples()
+    n_raw, n_c = round(wp.window_s * eeg.sfreq), round(wp.window_s * nirs.sfreq)
     layout = nirs.nirs
-    pair_cols = [cols for _, cols in layout.pairs()]
     spans = rtms_spans(recording, wp.rtms_guard_s)
     drug = cue_spans(recording, "cue/drug")
     out_eeg = np.zeros((ends.size, len(picks), n_e), np.float32)
     out_nirs = np.zeros((ends.size, len(nirs_out_names(layout)), n_n), np.float32)
-    sci_all = np.zeros((ends.size, len(pair_cols)))
+    sci_all = np.zeros((ends.size, len(layout.pairs())))
     usable = np.ones(ends.size, bool)
     reasons: list[tuple[str, ...]] = []
     in_drug = np.zeros(ends.size, bool)
+    eeg_bad = eeg_out.bad_in.any(axis=1)
+    nirs_bad = nirs_out.bad_in.any(axis=1)
     for i, t_end in enumerate(ends):
         t_begin = t_end - wp.window_s
         e0 = round((t_begin - t0_eeg) * params.eeg.target_sfreq)
         n0 = round((t_begin - t0_nirs) * params.nirs.target_sfreq)
-        out_eeg[i] = eeg_out.data[e0 : e0 + n_e].T / EEG_SCALE_UV
-        hb = nirs_out.hb[n0 : n0 + n_n].T / HB_SCALE_UM
         r0 = round((t_begin - t0_eeg) * eeg.sfreq)
-        raw_window = eeg_raw[r0 : r0 + round(wp.window_s * eeg.sfreq)]
         c0 = round((t_begin - t0_nirs) * nirs.sfreq)
-        n_c = round(wp.window_s * nirs.sfreq)
-        cardiac = None if nirs_out.cardiac is None else nirs_out.cardiac[c0 : c0 + n_c]
-        sci = (
-            scalp_coupling_index(cardiac, layout)
-            if cardiac is not None
-            else np.ones(len(pair_cols))
+        window = assemble_window(
+            WindowSignals(
+                eeg=eeg_out.data[e0 : e0 + n_e],
+                hb=nirs_out.hb[n0 : n0 + n_n],
+                raw_eeg=eeg_raw[r0 : r0 + n_raw],
+                cardiac=None if nirs_out.cardiac is None else nirs_out.cardiac[c0 : c0 + n_c],
+                nonfinite=bool(eeg_bad[r0 : r0 + n_raw].any() or nirs_bad[c0 : c0 + n_c].any()),
+                tms_blanked=bool(eeg_out.blanked_in[r0 : r0 + n_raw].any()),
+                in_rtms_train=overlaps(spans, t_begin, t_end),
+            ),
+            layout,
+            wp,
         )
-        sci_all[i] = sci
-        bad_pairs = sci < wp.sci_threshold
-        hb = hb.copy()
-        for k in np.flatnonzero(bad_pairs):
-            hb[2 * k : 2 * k + 2] = 0.0
-        out_nirs[i] = hb
-        why = []
-        if spans.size and np.any((spans[:, 0] < t_end) & (spans[:, 1] > t_begin)):
-            why.append("rtms_train")
-        flags = eeg_channel_flags(raw_window)
-        bad_eeg = flags["nonfinite"] | flags["flat"] | flags["railing"] | flags["noisy"]
-        if bad_eeg.mean() > wp.max_bad_eeg_fraction:
-            why.append("eeg_quality")
-        if (~bad_pairs).mean() < wp.min_good_nirs_fraction:
-            why.append("nirs_coupling")
-        if eeg_out.bad_in[r0 : r0 + len(raw_window)].any() or nirs_out.bad_in[c0 : c0 + n_c].any():
-            why.append("nonfinite")
-        usable[i] = not why
-        reasons.append(tuple(why))
-        in_drug[i] = bool(drug.size and np.any((drug[:, 0] < t_end) & (drug[:, 1] > t_begin)))
+        out_eeg[i], out_nirs[i], sci_all[i] = window.eeg, window.nirs, window.sci
+        usable[i] = window.usable
+        reasons.append(window.reasons)
+        in_drug[i] = overlaps(drug, t_begin, t_end)
     return SessionWindows(
         out_eeg, out_nirs, ends, usable, reasons, sci_all, in_drug, meta=dict(recording.meta)
+    )
+
+
+def overlaps(spans: np.ndarray, t_begin: float, t_end: float) -> bool:
+    """Whether any ``(n, 2)`` interval overlaps ``[t_begin, t_end)``."""
+    return bool(spans.size and np.any((spans[:, 0] < t_end) & (spans[:, 1] > t_begin)))
+
+
+@dataclass(frozen=True)
+class WindowSignals:
+    """The pieces of one window, cut from the preprocessed streams (offline or live)."""
+
+    eeg: np.ndarray
+    """``(eeg_samples, n_channels)`` preprocessed EEG at the model rate, in uV."""
+    hb: np.ndarray
+    """``(nirs_samples, 2 * n_pairs)`` band-passed HbO/HbR at the model rate, in uM."""
+    raw_eeg: np.ndarray
+    """``(n, n_channels)`` raw EEG at the source rate in uV, for the channel flags."""
+    cardiac: np.ndarray | None
+    """``(n, n_nirs_channels)`` cardiac-band optical density, ``None`` for Hb streams."""
+    nonfinite: bool
+    """Whether any input sample of the window was NaN or infinite."""
+    tms_blanked: bool
+    """Whether TMS pulses were blanked inside the window."""
+    in_rtms_train: bool
+    """Whether the window overlaps an rTMS train from the markers (guard included)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window as model input, with its gate result."""
+
+    eeg: np.ndarray
+    """``(n_channels, eeg_samples)`` float32 scaled model input."""
+    nirs: np.ndarray
+    """``(2 * n_pairs, nirs_samples)`` float32 scaled model input, bad pairs zeroed."""
+    sci: np.ndarray
+    """``(n_pairs,)`` scalp coupling index."""
+    eeg_flags: dict[str, np.ndarray]
+    """Per-channel booleans: ``nonfinite``, ``flat``, ``railing``, ``noisy``."""
+    reasons: tuple[str, ...]
+    """Why the window is unusable; empty when it is usable."""
+
+    @property
+    def usable(self) -> bool:
+        """Whether the gate lets the window be scored."""
+        return not self.reasons
+
+    @property
+    def bad_eeg(self) -> np.ndarray:
+        """``(n_channels,)`` True for a flagged EEG channel."""
+        f = self.eeg_flags
+        return f["nonfinite"] | f["flat"] | f["railing"] | f["noisy"]
+
+
+def assemble_window(signals: WindowSignals, layout, wp: WindowParams) -> Window:
+    """Scale one window into model input and apply the quality gate (offline and live).
+
+    Reasons, in order: ``rtms_train`` (overlaps a train), ``tms_pulse`` (pulses blanked
+    inside), ``eeg_quality`` (too many EEG channels flagged), ``nirs_coupling`` (too few
+    pairs with a good scalp coupling index), ``nonfinite`` (NaN or infinite input samples).
+    """
+    pair_count = len(layout.pairs())
+    sci = (
+        scalp_coupling_index(signals.cardiac, layout)
+        if signals.cardiac is not None
+        else np.ones(pair_count)
+    )
+    bad_pairs = sci < wp.sci_threshold
+    hb = (signals.hb.T / HB_SCALE_UM).astype(np.float32)
+    for k in np.flatnonzero(bad_pairs):
+        hb[2 * k : 2 * k + 2] = 0.0
+    flags = eeg_channel_flags(signals.raw_eeg)
+    bad_eeg = flags["nonfinite"] | flags["flat"] | flags["railing"] | flags["noisy"]
+    why = []
+    if signals.in_rtms_train:
+        why.append("rtms_train")
+    if signals.tms_blanked:
+        why.append("tms_pulse")
+    if bad_eeg.mean() > wp.max_bad_eeg_fraction:
+        why.append("eeg_quality")
+    if (~bad_pairs).mean() < wp.min_good_nirs_fraction:
+        why.append("nirs_coupling")
+    if signals.nonfinite:
+        why.append("nonfinite")
+    return Window(
+        eeg=(signals.eeg.T / EEG_SCALE_UV).astype(np.float32),
+        nirs=hb,
+        sci=sci,
+        eeg_flags=flags,
+        reasons=tuple(why),
     )
 
 

@@ -222,6 +222,28 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_calibrate)
 
 
+def _add_monitor(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.monitoring import run_monitor
+
+    p = sub.add_parser(
+        "monitor",
+        help="score a live EEG + fNIRS session from LSL and publish the biomarker",
+        description="Read the EEG, NIRS and Markers LSL streams named in the configuration, "
+        "cut a window every hop, score it with the model bundle on ONNX Runtime (CUDA when "
+        "present) and publish each score to MQTT, an LSL score stream and the session log. "
+        "Runs until Ctrl-C or --duration. Research software, not a medical device.",
+    )
+    p.add_argument("--config", type=Path, help="YAML (default: embedded, as configs/monitor.yaml)")
+    p.add_argument("--site", help="site or room (a topic level)")
+    p.add_argument("--session", help="pseudonymous session id (never a patient name)")
+    p.add_argument("--model", type=Path, help="model bundle (default: the shipped model)")
+    p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--no-mqtt", action="store_true", help="publish to LSL and the log only")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--log-dir", type=Path, help="folder of the session logs")
+    p.set_defaults(func=run_monitor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -237,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
     _add_inspect(sub)
     _add_model_commands(sub)
+    _add_monitor(sub)
     return parser
 
 
@@ -244,14 +267,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    # the monitor reports its health at INFO; the other commands stay quiet by default
+    verbosity = args.verbose + (1 if args.command == "monitor" else 0)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import mne
+    if args.command != "monitor":  # the live path never loads MNE
+        try:
+            import mne
 
-        mne.set_log_level("ERROR")
-    except ImportError:  # the live path may run without MNE; nothing to quieten then
-        logger.debug("mne not installed")
+            mne.set_log_level("ERROR")
+        except ImportError:
+            logger.debug("mne not installed")
     if getattr(args, "cv", None) is not None and args.cv < 2:
         parser.error(f"--cv must be at least 2, got {args.cv}")
     try:

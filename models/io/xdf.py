@@ -17,22 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import ChannelError, RecordingFormatError
-from models.signals import Markers, NirsLayout, Recording, SignalBlock
+from models.errors import RecordingFormatError
+from models.io.stream_desc import CHANNEL_FIELDS, stream_layout
+from models.signals import Markers, Recording, SignalBlock
 
 logger = logging.getLogger(__name__)
-
-_EEG_UNIT_SCALE = {
-    "uv": 1.0,
-    "µv": 1.0,
-    "microvolts": 1.0,
-    "microvolt": 1.0,
-    "mv": 1e3,
-    "millivolts": 1e3,
-    "v": 1e6,
-    "volts": 1e6,
-    "volt": 1e6,
-}
 
 
 def read_xdf(path: Path) -> Recording:
@@ -119,14 +108,15 @@ def _channels(info: dict[str, Any], count: int) -> list[dict[str, str]]:
         entries = desc[0]["channels"][0]["channel"]
     except (TypeError, KeyError, IndexError):
         entries = []
-    out = []
-    for i in range(count):
-        entry = entries[i] if i < len(entries) and isinstance(entries[i], dict) else {}
-        out.append(
-            {k: _first(entry, k, "") for k in ("label", "unit", "type", "wavelength", "distance")}
-        )
-        out[-1]["label"] = out[-1]["label"] or f"ch{i}"
-    return out
+    return [
+        {
+            k: _first(entries[i], k, "")
+            if i < len(entries) and isinstance(entries[i], dict)
+            else ""
+            for k in CHANNEL_FIELDS
+        }
+        for i in range(count)
+    ]
 
 
 def _signal_block(
@@ -135,41 +125,21 @@ def _signal_block(
     data = np.asarray(series, dtype=float)
     if data.ndim == 1:
         data = data[:, None]
-    channels = _channels(info, data.shape[1])
-    labels = [c["label"] for c in channels]
-    counter = None
-    if "counter" in labels:
-        col = labels.index("counter")
-        counter = data[:, col].copy()
-        data = np.delete(data, col, axis=1)
-        del channels[col]
-        labels.pop(col)
     sfreq = float(_first(info, "nominal_srate", "0"))
-    if sfreq <= 0 and stamps.size > 1:
-        sfreq = 0.0
     kind = "eeg" if stype == "eeg" else "nirs" if stype in ("nirs", "fnirs") else "other"
-    units = [c["unit"] or "" for c in channels]
-    layout = None
-    if kind == "eeg":
-        scales = np.array([_EEG_UNIT_SCALE.get(u.lower(), 1.0) if u else 1.0 for u in units])
-        data = data * scales
-        units = ["uV"] * len(units)
-    elif kind == "nirs":
-        try:
-            dist = np.array([float(c["distance"]) if c["distance"] else np.nan for c in channels])
-            layout = NirsLayout.from_labels(labels, distances_m=dist)
-        except ChannelError as exc:
-            raise ChannelError(
-                f"{path}: NIRS stream {name!r}: {exc.message}", fix=exc.fix, path=path
-            ) from None
+    layout = stream_layout(
+        kind, _channels(info, data.shape[1]), f"{path}: NIRS stream {name!r}", path
+    )
+    counter = None if layout.counter_column is None else data[:, layout.counter_column].copy()
+    data = data[:, list(layout.data_columns)] * layout.scales
     return SignalBlock(
         name=name,
         kind=kind,
-        ch_names=tuple(labels),
-        units=tuple(units),
+        ch_names=layout.labels,
+        units=layout.units,
         sfreq=sfreq,
         data=data,
         times=stamps,
-        nirs=layout,
+        nirs=layout.nirs,
         counter=counter,
     )

@@ -1,0 +1,69 @@
+"""``neuroclip monitor``: load the configuration and the bundle, then run the live monitor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+from models.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def broker_overrides(url: str) -> dict[str, object]:
+    """``mqtt://host:port`` or ``mqtts://host:port`` as configuration overrides."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(
+            f"--broker {url!r} is not a broker URL.",
+            key="mqtt.host",
+            fix="write it as mqtt://HOST:PORT (or mqtts://HOST:PORT for TLS).",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(
+            f"--broker {url!r} has an invalid port.",
+            key="mqtt.port",
+            fix="write it as mqtt://HOST:PORT with PORT between 1 and 65535.",
+        ) from None
+    tls = parts.scheme == "mqtts"
+    return {
+        "mqtt.host": parts.hostname,
+        "mqtt.port": port or (8883 if tls else 1883),
+        "mqtt.tls": tls,
+        "mqtt.enabled": True,
+    }
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    """Handler of ``neuroclip monitor``."""
+    from models.bundle import DEFAULT_BUNDLE, load_bundle
+    from models.settings import load_config
+    from streamer.config import MonitorConfig
+    from streamer.monitor import Monitor
+
+    overrides: dict[str, object] = {}
+    for key, value in (
+        ("site", args.site),
+        ("session", args.session),
+        ("duration_s", args.duration),
+        ("model.bundle", args.model),
+        ("log.dir", args.log_dir),
+    ):
+        if value is not None:
+            overrides[key] = value
+    if args.broker:
+        overrides.update(broker_overrides(args.broker))
+    if args.no_mqtt:
+        overrides["mqtt.enabled"] = False
+    cfg = load_config(MonitorConfig, args.config, name="monitor", overrides=overrides)
+    bundle = load_bundle(cfg.model.bundle or DEFAULT_BUNDLE)
+    result = asyncio.run(Monitor(cfg, bundle).run())
+    print(
+        f"monitor stopped: {result.windows} window(s), {result.usable} usable; "
+        f"session log {result.log_path}"
+    )
+    return 0

@@ -1,0 +1,307 @@
+"""Async LSL readers: one thread per inlet (the bridge to blocking pylsl), chunks to the loop.
+
+:class:`LslReader` is an async context manager. Entering it starts a thread that resolves
+the configured stream, opens an inlet and pulls chunks into a preallocated array; each chunk
+is stamped on this machine's LSL clock (``time_correction``, re-measured every few seconds),
+checked against the stream's sample counter when it has one, and handed to the event loop
+with ``call_soon_threadsafe``. When the outlet disappears the thread reports it, resolves
+the stream again and resumes with a new *segment* (a fresh start for the preprocessing),
+without anyone restarting the monitor. Exiting stops and joins the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.errors import NeuroclipError
+from models.io.stream_desc import StreamLayout, channels_from_xml, stream_layout
+from streamer.config import StreamMatch
+from streamer.errors import StreamNotFoundError
+from streamer.health import StreamHealth
+
+logger = logging.getLogger(__name__)
+
+_PULL_TIMEOUT_S = 0.05
+_RESOLVE_STEP_S = 0.5
+
+
+@dataclass(frozen=True)
+class StreamDescription:
+    """What a connected stream offers: identity, rate and channel layout."""
+
+    name: str
+    type: str
+    source_id: str
+    hostname: str
+    nominal_rate: float
+    channel_count: int
+    string: bool
+    layout: StreamLayout | None
+    """``None`` for string (marker) streams."""
+
+
+@dataclass(frozen=True)
+class SegmentStart:
+    """A (re)connection: samples from here on continue no earlier segment."""
+
+    role: str
+    segment: int
+    description: StreamDescription
+
+
+@dataclass(frozen=True)
+class StreamLost:
+    """The outlet went away; the reader is looking for it again."""
+
+    role: str
+    segment: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Samples pulled at once from one inlet, stamped on the local LSL clock."""
+
+    role: str
+    segment: int
+    data: np.ndarray | list[str]
+    """``(n, n_data_channels)`` float64 in the signal contract's units, or marker strings."""
+    stamps: np.ndarray
+    """``(n,)`` LSL timestamps, corrected to this machine's clock."""
+    received: float
+    """Local LSL clock when the chunk was pulled."""
+    gap_before: int = 0
+    """Samples missing between the previous chunk and this one (from the counter)."""
+    duplicates: int = 0
+    """Samples dropped from this chunk because the counter had already seen them."""
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+ReaderEvent = SegmentStart | StreamLost | Chunk
+
+
+class LslReader:
+    """Read one LSL stream in a thread; deliver :data:`ReaderEvent` objects to ``sink``.
+
+    Parameters
+    ----------
+    role
+        ``eeg``, ``nirs`` or ``markers``: how the stream is used.
+    match
+        Which stream to resolve.
+    sink
+        Called on the event loop with every event, in order.
+    health
+        Updated by the thread; read by the status reporter.
+    """
+
+    def __init__(
+        self,
+        role: str,
+        match: StreamMatch,
+        sink: Callable[[ReaderEvent], None],
+        health: StreamHealth,
+        *,
+        clock_sync_interval_s: float = 5.0,
+        max_buffered_s: float = 360.0,
+    ):
+        self.role = role
+        self.match = match
+        self.health = health
+        self._sink = sink
+        self._sync_interval = clock_sync_interval_s
+        self._max_buffered = max(1, round(max_buffered_s))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = threading.Event()
+        self.description: StreamDescription | None = None
+        self.error: BaseException | None = None
+
+    async def __aenter__(self) -> LslReader:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._run, name=f"neuroclip-lsl-{self.role}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
+
+    async def wait_connected(self, timeout_s: float) -> StreamDescription:
+        """Wait for the first connection; raise :class:`StreamNotFoundError` after ``timeout_s``."""
+        found = await asyncio.to_thread(self._connected.wait, timeout_s)
+        if self.error is not None:
+            raise self.error
+        if not found or self.description is None:
+            raise StreamNotFoundError(self.role, self.match.describe(), timeout_s)
+        return self.description
+
+    # ------------------------------------------------------------------ thread side
+
+    def _emit(self, event: ReaderEvent) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._sink, event)
+            except RuntimeError:  # the loop closed between the check and the call
+                logger.debug("event loop closed; %s event dropped at shutdown", self.role)
+
+    def _run(self) -> None:
+        import pylsl
+
+        segment = 0
+        while not self._stop.is_set():
+            infos = pylsl.resolve_bypred(self.match.predicate(), 1, _RESOLVE_STEP_S)
+            if not infos:
+                continue
+            try:
+                inlet = pylsl.StreamInlet(
+                    infos[0], max_buflen=self._max_buffered, recover=False, as_numpy=True
+                )
+                inlet.open_stream(timeout=5.0)
+                description = _describe(inlet.info(timeout=5.0), self.role)
+            except (pylsl.LostError, pylsl.TimeoutError) as exc:
+                logger.warning("%s stream found but could not be opened: %s", self.role, exc)
+                continue
+            except NeuroclipError as exc:  # a layout the contract refuses: fatal, reported
+                self.error = exc
+                self._connected.set()
+                return
+            segment += 1
+            self.description = description
+            self.health.on_connect(description.name, description.nominal_rate, segment > 1)
+            self._emit(SegmentStart(self.role, segment, description))
+            self._connected.set()
+            reason = self._pull_loop(pylsl, inlet, description, segment)
+            inlet.close_stream()
+            if reason is not None:
+                self.health.on_lost(reason)
+                self._emit(StreamLost(self.role, segment, reason))
+                logger.warning(
+                    "%s stream %s lost (%s); looking for it", self.role, description.name, reason
+                )
+
+    def _pull_loop(self, pylsl, inlet, description: StreamDescription, segment: int) -> str | None:
+        """Pull until the stream is lost (return why) or the reader stops (return None)."""
+        layout = description.layout
+        width = description.channel_count
+        capacity = max(64, round(max(description.nominal_rate, 10.0) * 2))
+        buffer = None if description.string else np.zeros((capacity, width), np.float32)
+        offset = self._measure_offset(inlet)
+        next_sync = time.monotonic() + self._sync_interval
+        expected_counter: int | None = None
+        while not self._stop.is_set():
+            try:
+                if buffer is None:
+                    samples, stamps = inlet.pull_chunk(
+                        timeout=_PULL_TIMEOUT_S, max_samples=capacity, min_samples=1
+                    )
+                else:
+                    samples, stamps = inlet.pull_chunk(
+                        timeout=_PULL_TIMEOUT_S,
+                        max_samples=capacity,
+                        dest_obj=buffer,
+                        min_samples=1,
+                        as_numpy=True,
+                    )
+                if time.monotonic() >= next_sync:
+                    offset = self._measure_offset(inlet, offset)
+                    next_sync = time.monotonic() + self._sync_interval
+            except pylsl.LostError:
+                return "outlet gone"
+            received = pylsl.local_clock()
+            n = len(stamps)
+            if n == 0:
+                continue
+            stamps = np.asarray(stamps, float) + offset
+            if buffer is None:
+                labels = [_decode(row[0]) for row in samples]
+                self.health.on_samples(n, float(stamps[-1]), received, 0, 0)
+                self._emit(Chunk(self.role, segment, labels, stamps, received))
+                continue
+            block = buffer[:n]
+            gap = duplicates = 0
+            if layout is not None and layout.counter_column is not None:
+                counter = block[:, layout.counter_column].astype(np.int64)
+                keep, gap, duplicates, expected_counter = _check_counter(counter, expected_counter)
+                if not keep.all():
+                    block, stamps = block[keep], stamps[keep]
+                if len(stamps) == 0:
+                    self.health.on_samples(0, None, received, gap, duplicates)
+                    continue
+            assert layout is not None
+            data = block[:, list(layout.data_columns)].astype(np.float64) * layout.scales
+            self.health.on_samples(len(stamps), float(stamps[-1]), received, gap, duplicates)
+            self._emit(Chunk(self.role, segment, data, stamps, received, gap, duplicates))
+        return None
+
+    def _measure_offset(self, inlet, previous: float = 0.0) -> float:
+        import pylsl
+
+        try:
+            offset = float(inlet.time_correction(timeout=2.0))
+        except (pylsl.TimeoutError, pylsl.LostError) as exc:
+            logger.warning(
+                "%s: time_correction failed (%s); keeping %.6f s", self.role, exc, previous
+            )
+            return previous
+        self.health.on_clock_offset(offset)
+        return offset
+
+
+def _check_counter(counter: np.ndarray, expected: int | None) -> tuple[np.ndarray, int, int, int]:
+    """Keep samples whose counter is new; count the missing and the repeated ones.
+
+    Returns ``(keep_mask, missing_before, duplicates, next_expected)``.
+    """
+    keep = np.ones(len(counter), bool)
+    first = int(counter[0])
+    if (expected is None or first >= expected) and np.all(np.diff(counter) == 1):
+        missing = 0 if expected is None else first - expected
+        return keep, missing, 0, int(counter[-1]) + 1
+    missing = duplicates = 0
+    nxt = first if expected is None else expected
+    for i, value in enumerate(counter):
+        value = int(value)
+        if value < nxt:
+            keep[i] = False
+            duplicates += 1
+            continue
+        missing += value - nxt
+        nxt = value + 1
+    return keep, missing, duplicates, nxt
+
+
+def _decode(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _describe(info, role: str) -> StreamDescription:
+    string = info.channel_format() == 3  # pylsl.cf_string
+    count = info.channel_count()
+    layout = None
+    if not string:
+        kind = role if role in ("eeg", "nirs") else "other"
+        channels = channels_from_xml(info.as_xml(), count)
+        layout = stream_layout(kind, channels, f"LSL {role.upper()} stream {info.name()!r}")
+    return StreamDescription(
+        name=info.name(),
+        type=info.type(),
+        source_id=info.source_id(),
+        hostname=info.hostname(),
+        nominal_rate=float(info.nominal_srate()),
+        channel_count=count,
+        string=string,
+        layout=layout,
+    )

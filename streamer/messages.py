@@ -1,0 +1,184 @@
+"""Builders of the messages the monitor publishes (score, quality, event, summary).
+
+Every builder is a pure function of its inputs, so the same window always gives the same
+message apart from ``emitted_unix`` and the latencies. Formats are named in
+:mod:`streamer.schema`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.bundle import Scores
+from streamer.scheduler import LiveWindow
+from streamer.schema import (
+    EVENT_FORMAT,
+    QUALITY_FORMAT,
+    SCORE_FORMAT,
+    SUMMARY_FORMAT,
+    finite_or_none,
+    stage_latencies,
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who publishes: site, pseudonymous session and model."""
+
+    site: str
+    session: str
+    model_name: str
+    model_sha256: str
+
+
+def dumps(message: dict) -> str:
+    """Compact JSON (no NaN: ``allow_nan=False`` turns any slip into an error here)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def _quality(
+    window: LiveWindow, eeg_channels: tuple[str, ...], pair_names: list[str], sci_threshold: float
+) -> dict:
+    w = window.window
+    if w is None:
+        return {"usable": False, "reasons": list(window.reasons), "eeg": None, "nirs": None}
+    bad = w.bad_eeg
+    good_pairs = w.sci >= sci_threshold
+    return {
+        "usable": window.usable,
+        "reasons": list(window.reasons),
+        "eeg": {
+            "bad_fraction": round(float(bad.mean()), 4),
+            "bad_channels": [c for c, b in zip(eeg_channels, bad, strict=True) if b],
+        },
+        "nirs": {
+            "good_fraction": round(float(good_pairs.mean()), 4),
+            "sci_median": round(float(np.clip(np.median(w.sci), -1, 1)), 4),
+            "bad_pairs": [p for p, g in zip(pair_names, good_pairs, strict=True) if not g],
+        },
+    }
+
+
+def score_message(
+    ident: Identity,
+    window: LiveWindow,
+    scores: Scores | None,
+    smoothed: float | None,
+    stages_ms: dict[str, float | None],
+    *,
+    eeg_channels: tuple[str, ...],
+    pair_names: list[str],
+    sci_threshold: float,
+) -> dict:
+    """The ``neuroclip.score/1`` message of one window (``scores`` is None if unusable)."""
+    scored = scores is not None
+    return {
+        "schema": SCORE_FORMAT,
+        "site": ident.site,
+        "session": ident.session,
+        "seq": window.seq,
+        "window": {"start": round(window.t_begin, 6), "end": round(window.t_end, 6)},
+        "usable": window.usable,
+        "score": finite_or_none(scores.probability[0]) if scored else None,
+        "interval": [finite_or_none(scores.low[0]), finite_or_none(scores.high[0])]
+        if scored
+        else None,
+        "distance_hc": finite_or_none(scores.distance_hc[0]) if scored else None,
+        "distance_ma": finite_or_none(scores.distance_ma[0]) if scored else None,
+        "smoothed": finite_or_none(smoothed),
+        "quality": _quality(window, eeg_channels, pair_names, sci_threshold),
+        "phase": window.phase.phase,
+        "cue": window.phase.cue,
+        "model": {"name": ident.model_name, "sha256": ident.model_sha256},
+        "latency_ms": stage_latencies(stages_ms),
+        "emitted_unix": round(time.time(), 6),
+    }
+
+
+def quality_message(
+    ident: Identity, window: LiveWindow, eeg_channels: tuple[str, ...], pair_names: list[str]
+) -> dict:
+    """Per-channel detail of one window: EEG flags by channel, SCI by fNIRS pair."""
+    w = window.window
+    message: dict = {
+        "schema": QUALITY_FORMAT,
+        "site": ident.site,
+        "session": ident.session,
+        "seq": window.seq,
+        "window_end": round(window.t_end, 6),
+        "usable": window.usable,
+        "reasons": list(window.reasons),
+        "eeg": None,
+        "nirs": None,
+    }
+    if w is not None:
+        message["eeg"] = {
+            "channels": list(eeg_channels),
+            "flags": {
+                name: [c for c, f in zip(eeg_channels, flags, strict=True) if f]
+                for name, flags in w.eeg_flags.items()
+            },
+        }
+        message["nirs"] = {
+            "pairs": pair_names,
+            "sci": [round(float(np.clip(v, -1, 1)), 4) for v in w.sci],
+        }
+    return message
+
+
+def event_message(ident: Identity, label: str, t: float, **extra: object) -> dict:
+    """A marker or a monitor event (``stream/lost``, ``stream/found``)."""
+    return {
+        "schema": EVENT_FORMAT,
+        "site": ident.site,
+        "session": ident.session,
+        "label": label,
+        "time": round(t, 6),
+        "emitted_unix": round(time.time(), 6),
+        **extra,
+    }
+
+
+@dataclass
+class SessionSummary:
+    """Running figures of the session: usable scores per phase, baseline against now."""
+
+    recent: int = 15
+    per_phase: dict[str, list[float]] = field(default_factory=dict)
+    windows: int = 0
+    usable: int = 0
+    _last: list[float] = field(default_factory=list)
+
+    def add(self, phase: str, score: float | None) -> None:
+        """Count one window; keep its score when it had one."""
+        self.windows += 1
+        if score is None:
+            return
+        self.usable += 1
+        self.per_phase.setdefault(phase, []).append(score)
+        self._last.append(score)
+        del self._last[: -self.recent]
+
+    def message(self, ident: Identity) -> dict:
+        """The retained ``neuroclip.summary/1`` message."""
+
+        def mean(values: list[float]) -> float | None:
+            return round(float(np.mean(values)), 6) if values else None
+
+        return {
+            "schema": SUMMARY_FORMAT,
+            "site": ident.site,
+            "session": ident.session,
+            "model": {"name": ident.model_name, "sha256": ident.model_sha256},
+            "windows": self.windows,
+            "usable": self.usable,
+            "baseline_mean": mean(self.per_phase.get("baseline", [])),
+            "recent_mean": mean(self._last),
+            "phase_means": {p: mean(v) for p, v in self.per_phase.items()},
+            "phase_counts": {p: len(v) for p, v in self.per_phase.items()},
+            "emitted_unix": round(time.time(), 6),
+        }

@@ -1,0 +1,415 @@
+"""The live monitor: readers -> buffers -> scheduler -> ONNX encoder -> log, LSL and MQTT.
+
+One asyncio loop. Reader threads hand chunks to the loop, where :meth:`Monitor._on_event`
+preprocesses them into the buffers and asks the scheduler for due windows; one scorer task
+takes windows in order, runs inference in the engine's executor and publishes. A ticker
+emits overdue windows while a stream is silent, and a status task reports health. Every
+resource is an async context manager entered in one exit stack, and every loop runs in one
+TaskGroup, so Ctrl-C or an error closes everything cleanly (the retained status turns
+``offline``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.bundle import Bundle
+from models.errors import BundleError
+from models.settings import from_mapping
+from models.windows import SignalParams, nirs_out_names
+from streamer.config import MonitorConfig
+from streamer.health import LatencyStats, StreamHealth
+from streamer.inference import InferenceEngine
+from streamer.lsl_reader import Chunk, LslReader, ReaderEvent, SegmentStart, StreamLost
+from streamer.messages import (
+    Identity,
+    SessionSummary,
+    dumps,
+    event_message,
+    quality_message,
+    score_message,
+)
+from streamer.outputs.lsl_outlet import ScoreOutlet
+from streamer.outputs.mqtt import MqttPublisher
+from streamer.outputs.session_log import SessionLog, log_path
+from streamer.phase import PhaseTracker
+from streamer.scheduler import LiveWindow, WindowScheduler
+from streamer.schema import STATUS_FORMAT
+from streamer.stream_buffer import ModalityBuffer
+
+logger = logging.getLogger(__name__)
+
+_TICK_S = 0.1
+
+
+@dataclass
+class MonitorResult:
+    """What a run did, for the CLI's closing line and for tests."""
+
+    windows: int
+    usable: int
+    log_path: Path
+
+
+def _local_clock() -> float:
+    import pylsl
+
+    return pylsl.local_clock()
+
+
+class Monitor:
+    """Watch one session; :meth:`run` until ``duration_s`` passes or the task is cancelled."""
+
+    def __init__(
+        self,
+        cfg: MonitorConfig,
+        bundle: Bundle,
+        *,
+        clock: Callable[[], float] = _local_clock,
+    ):
+        self.cfg = cfg
+        self.bundle = bundle
+        self.clock = clock
+        self.params: SignalParams = from_mapping(
+            SignalParams, bundle.meta["preprocessing"], name="bundle", source=str(bundle.path)
+        )
+        self.eeg_channels = tuple(bundle.meta["inputs"]["eeg"]["channels"])
+        self.ident = Identity(cfg.site, cfg.session, bundle.meta["name"], bundle.sha256)
+        self.health = {r: StreamHealth(r) for r in ("eeg", "nirs", "markers")}
+        self.latency = LatencyStats()
+        self.phases = PhaseTracker(self.params.windows.rtms_guard_s)
+        keep = self.params.windows.window_s + cfg.windows.max_wait_s + 20.0
+        self.buffers = {
+            "eeg": ModalityBuffer("eeg", self.params, self.eeg_channels, keep),
+            "nirs": ModalityBuffer("nirs", self.params, (), keep),
+        }
+        self.scheduler = WindowScheduler(
+            self.params,
+            self.buffers["eeg"],
+            self.buffers["nirs"],
+            self.phases,
+            hop_s=cfg.windows.hop_s,
+            warmup_s=cfg.windows.warmup_s,
+            max_wait_s=cfg.windows.max_wait_s,
+        )
+        self.summary = SessionSummary()
+        self._alpha = 2.0 / (cfg.windows.smoothing_windows + 1)
+        self._smoothed: float | None = None
+        self._windows: asyncio.Queue[tuple[LiveWindow, dict[str, float]] | None] = asyncio.Queue()
+        self._pair_names: list[str] = []
+        self._publish_ms: float | None = None
+        self._fatal: BaseException | None = None
+        self._started = time.time()
+        self.log: SessionLog | None = None
+        self.mqtt: MqttPublisher | None = None
+        self.outlet: ScoreOutlet | None = None
+        self.engine: InferenceEngine | None = None
+        self.windows_emitted = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def run(self) -> MonitorResult:
+        """Connect, check the bundle against the streams, then score until stopped."""
+        cfg = self.cfg
+        path = log_path(cfg.log.dir, cfg.site, cfg.session)
+        async with contextlib.AsyncExitStack() as stack:
+            self.engine = await stack.enter_async_context(
+                InferenceEngine(self.bundle, cfg.model.providers, cfg.model.threads)
+            )
+            self.log = await stack.enter_async_context(SessionLog(path, fsync=cfg.log.fsync))
+            if cfg.mqtt.enabled:
+                offline = dumps(self._status("offline")).encode()
+                self.mqtt = await stack.enter_async_context(
+                    MqttPublisher(cfg.mqtt, cfg.site, cfg.session, offline)
+                )
+                self.mqtt.set_retained("status", dumps(self._status("starting")).encode())
+            readers = {
+                role: await stack.enter_async_context(
+                    LslReader(
+                        role,
+                        getattr(cfg.streams, role),
+                        self._on_event,
+                        self.health[role],
+                        clock_sync_interval_s=cfg.streams.clock_sync_interval_s,
+                        max_buffered_s=cfg.streams.max_buffered_s,
+                    )
+                )
+                for role in ("eeg", "nirs", "markers")
+            }
+            await self._wait_for_streams(readers)
+            if cfg.lsl_out.enabled:
+                self.outlet = await stack.enter_async_context(
+                    ScoreOutlet(cfg.lsl_out.name, cfg.site, cfg.session, self.bundle.sha256)
+                )
+            logger.info(
+                "monitoring site %s session %s with %s (%s) on %s; log %s",
+                cfg.site,
+                cfg.session,
+                self.ident.model_name,
+                self.bundle.sha256[:12],
+                ", ".join(self.engine.providers),
+                path,
+            )
+            try:
+                async with asyncio.timeout(cfg.duration_s), asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._score_loop(), name="neuroclip-score")
+                    tasks.create_task(self._tick_loop(), name="neuroclip-tick")
+                    tasks.create_task(self._status_loop(), name="neuroclip-status")
+            except TimeoutError:
+                logger.info("duration of %g s reached; stopping", cfg.duration_s)
+            await self._finish()
+        return MonitorResult(self.windows_emitted, self.summary.usable, path)
+
+    async def _wait_for_streams(self, readers: dict[str, LslReader]) -> None:
+        timeout = self.cfg.streams.resolve_timeout_s
+        eeg, nirs = await asyncio.gather(
+            readers["eeg"].wait_connected(timeout), readers["nirs"].wait_connected(timeout)
+        )
+        if self.cfg.streams.markers_required:
+            await readers["markers"].wait_connected(timeout)
+        self._check_bundle(eeg, nirs)
+
+    def _check_bundle(self, eeg, nirs) -> None:
+        layout = nirs.layout.nirs
+        self.bundle.check_streams(
+            eeg_channels=eeg.layout.labels,
+            eeg_sfreq=eeg.nominal_rate,
+            nirs_channels=tuple(nirs_out_names(layout)),
+            nirs_sfreq=nirs.nominal_rate,
+            source=f"the live streams {eeg.name!r} and {nirs.name!r}",
+        )
+        expected = list(self.bundle.meta["inputs"]["nirs"]["channels"])
+        offered = nirs_out_names(layout)
+        if offered != expected:
+            raise BundleError(
+                f"Bundle {self.bundle.path.name}: field inputs.nirs.channels expects the "
+                f"fNIRS pairs in the order {', '.join(expected[:4])}..., the stream "
+                f"{nirs.name!r} gives {', '.join(offered[:4])}...",
+                field="inputs.nirs.channels",
+                fix="use the montage the model was trained on, or train a model for this one.",
+                path=self.bundle.path,
+            )
+        self._pair_names = [name for name, _ in layout.pairs()]
+
+    async def _finish(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.set_retained("summary", dumps(self.summary.message(self.ident)).encode())
+        logger.info(
+            "stopped after %d window(s), %d usable", self.windows_emitted, self.summary.usable
+        )
+
+    # ---------------------------------------------------------------- events from readers
+
+    def _on_event(self, event: ReaderEvent) -> None:
+        """Runs on the loop for every reader event, in order per reader."""
+        try:
+            self._handle(event)
+        except BundleError as exc:
+            self._fail(exc)
+        except Exception as exc:
+            logger.exception("failed to handle a %s event", getattr(event, "role", "?"))
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            self._windows.put_nowait(None)  # wakes the scorer, which raises it
+
+    def _handle(self, event: ReaderEvent) -> None:
+        role = event.role
+        if isinstance(event, SegmentStart):
+            if role == "markers":
+                self.phases.connected = True
+            else:
+                if event.segment > 1:
+                    other = self.buffers["nirs" if role == "eeg" else "eeg"].description
+                    if other is not None:
+                        pair = (
+                            (event.description, other)
+                            if role == "eeg"
+                            else (other, event.description)
+                        )
+                        self._check_bundle(*pair)
+                self.buffers[role].start_segment(event.segment, event.description)
+            if event.segment > 1:
+                self._event("stream/found", self.clock(), role=role, stream=event.description.name)
+            return
+        if isinstance(event, StreamLost):
+            if role == "markers":
+                self.phases.connected = False
+            else:
+                self.buffers[role].mark_lost()
+            self._event("stream/lost", self.clock(), role=role, reason=event.reason)
+            return
+        assert isinstance(event, Chunk)
+        if role == "markers":
+            for label, t in zip(event.data, event.stamps, strict=True):
+                self.phases.add(label, float(t))
+                self._event(label, float(t), phase=self.phases.info(t, t).phase)
+            return
+        buffer = self.buffers[role]
+        if buffer.segment is None or buffer.segment.number != event.segment:
+            return
+        ingest_ms = 1000 * (self.clock() - float(event.stamps[-1]))
+        started = time.perf_counter()
+        buffer.add(event)
+        self._poll(event, ingest_ms, started)
+
+    def _poll(
+        self, completing: Chunk | None = None, ingest_ms: float = 0.0, started: float = 0.0
+    ) -> None:
+        """Queue every due window with the latency it has gathered so far."""
+        for window in self.scheduler.poll(self.clock()):
+            stages: dict[str, float] = {}
+            if completing is not None:
+                stages["ingest"] = ingest_ms
+                stages["last_sample"] = float(completing.stamps[-1])
+                stages["since"] = started
+            else:
+                stages["since"] = time.perf_counter()
+            self._windows.put_nowait((window, stages))
+
+    def _event(self, label: str, t: float, **extra: object) -> None:
+        if self.mqtt is not None:
+            self.mqtt.enqueue("event", dumps(event_message(self.ident, label, t, **extra)).encode())
+
+    # ---------------------------------------------------------------- tasks
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            self._poll(None)
+
+    async def _score_loop(self) -> None:
+        assert self.engine is not None
+        while True:
+            item = await self._windows.get()
+            if item is None:
+                raise self._fatal
+            window, stages = item
+            last_sample = stages.pop("last_sample", None)
+            stages["preprocess"] = 1000 * (time.perf_counter() - stages.pop("since"))
+            scores = None
+            if window.usable:
+                scores, stages["inference"] = await self.engine.score(
+                    window.window.eeg, window.window.nirs
+                )
+                p = float(scores.probability[0])
+                self._smoothed = (
+                    p
+                    if self._smoothed is None
+                    else self._smoothed + self._alpha * (p - self._smoothed)
+                )
+            stages["publish"] = self._publish_ms
+            if last_sample is not None:
+                stages["total"] = 1000 * (self.clock() - last_sample)
+            self.summary.add(
+                window.phase.phase, None if scores is None else float(scores.probability[0])
+            )
+            await self._publish(window, scores, stages)
+
+    async def _publish(self, window: LiveWindow, scores, stages: dict) -> None:
+        started = time.perf_counter()
+        wp = self.params.windows
+        message = score_message(
+            self.ident,
+            window,
+            scores,
+            self._smoothed,
+            stages,
+            eeg_channels=self.eeg_channels,
+            pair_names=self._pair_names,
+            sci_threshold=wp.sci_threshold,
+        )
+        text = dumps(message)
+        await self.log.append(text)
+        if self.outlet is not None:
+            self.outlet.push(text, window.t_end)
+        if self.mqtt is not None:
+            self.mqtt.enqueue("score", text.encode())
+            quality = quality_message(self.ident, window, self.eeg_channels, self._pair_names)
+            self.mqtt.enqueue("quality", dumps(quality).encode(), qos=0)
+            if window.seq % 10 == 0:
+                self.mqtt.set_retained("summary", dumps(self.summary.message(self.ident)).encode())
+        self.windows_emitted += 1
+        self.latency.add(message["latency_ms"])
+        self._publish_ms = 1000 * (time.perf_counter() - started)
+
+    async def _status_loop(self) -> None:
+        while True:
+            status = self._status("online")
+            if self.mqtt is not None:
+                self.mqtt.set_retained("status", dumps(status).encode())
+            logger.info(self._status_line(status))
+            await asyncio.sleep(self.cfg.status_interval_s)
+
+    # ---------------------------------------------------------------- status
+
+    def _status(self, state: str) -> dict:
+        now = self.clock() if state != "offline" else None
+        ref = self.bundle.meta["reference"].get("hc_score", {})
+        streams = {r: h.snapshot(now) for r, h in self.health.items()} if now is not None else {}
+        return {
+            "schema": STATUS_FORMAT,
+            "site": self.cfg.site,
+            "session": self.cfg.session,
+            "state": state,
+            "started_unix": round(self._started, 3),
+            "emitted_unix": round(time.time(), 3),
+            "model": {
+                "name": self.ident.model_name,
+                "sha256": self.ident.model_sha256,
+                "providers": self.engine.providers if self.engine else [],
+            },
+            "reference": {
+                "hc_band": [ref.get("p05"), ref.get("p95")],
+                "hc_median": ref.get("median"),
+            },
+            "windows": {
+                "emitted": self.windows_emitted,
+                "usable": self.summary.usable,
+                "hop_s": self.scheduler.hop_s,
+                "window_s": self.scheduler.window_s,
+            },
+            "phase": self.phases.info(now, now).phase if now is not None else None,
+            "streams": streams,
+            "latency_ms": self.latency.summary(),
+            "broker": self.mqtt.snapshot() if self.mqtt else {"enabled": self.cfg.mqtt.enabled},
+            "log": self.log.snapshot() if self.log else None,
+        }
+
+    @staticmethod
+    def _status_line(status: dict) -> str:
+        parts = []
+        for role, s in status["streams"].items():
+            if not s.get("connected"):
+                parts.append(f"{role}: DOWN")
+                continue
+            rate = s["rate_effective"]
+            if not s["rate_nominal"]:
+                parts.append(f"{role}: {s['samples']} event(s)")
+                continue
+            parts.append(
+                f"{role}: {rate if rate is not None else '-'}/{s['rate_nominal']:g} Hz "
+                f"age {s['age_s']}s gaps {s['gaps']}"
+            )
+        total = status["latency_ms"].get("total", {})
+        broker = status["broker"]
+        broker_text = (
+            "off"
+            if not broker.get("enabled")
+            else ("up" if broker["connected"] else "DOWN") + f" q={broker['queued']}"
+        )
+        log = status["log"] or {}
+        return (
+            f"{' | '.join(parts)} | windows {status['windows']['emitted']} "
+            f"({status['windows']['usable']} usable) | latency p50 {total.get('p50', '-')} ms "
+            f"p99 {total.get('p99', '-')} ms | broker {broker_text}"
+            + ("" if log.get("ok", True) else f" | LOG ERROR {log.get('error')}")
+        )

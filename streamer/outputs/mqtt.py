@@ -1,0 +1,209 @@
+"""MQTT output with aiomqtt: ordered QoS 1 scores, retained status as the last will.
+
+Topics are ``<topic_root>/<site>/<session>/{score,status,quality,event,summary}``.
+:class:`MqttPublisher` is an async context manager whose connection loop reconnects with
+jittered exponential backoff. Messages wait in one bounded FIFO while the broker is
+unreachable and leave in order once it is back; a full queue drops its oldest message and
+counts it (the session log keeps every score regardless). A message leaves the queue only
+after the broker acknowledged it (QoS 1), so a broken connection loses none: at worst one
+is delivered twice, and consumers de-duplicate by ``seq``. Retained topics (``status``,
+``summary``) keep only their latest payload and are sent first after every reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections import deque
+from dataclasses import dataclass
+
+from streamer.config import MqttConfig
+
+logger = logging.getLogger(__name__)
+
+_PUBLISH_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message waiting to be published."""
+
+    kind: str
+    payload: bytes
+    qos: int
+
+
+def read_password(cfg: MqttConfig) -> str | None:
+    """The broker password from ``password`` or ``password_file`` (never logged)."""
+    if cfg.password is not None:
+        return cfg.password
+    if cfg.password_file is not None:
+        from models.errors import ConfigError
+
+        try:
+            return cfg.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot read mqtt.password_file {cfg.password_file}: {exc.strerror or exc}.",
+                key="mqtt.password_file",
+                fix="point mqtt.password_file at a readable file, or set "
+                "NEUROCLIP_MONITOR__MQTT__PASSWORD.",
+            ) from None
+    return None
+
+
+class MqttPublisher:
+    """Publish to one session's topics; an async context manager."""
+
+    def __init__(self, cfg: MqttConfig, site: str, session: str, offline_status: bytes):
+        self.cfg = cfg
+        self.prefix = f"{cfg.topic_root}/{site}/{session}"
+        self._identifier = f"neuroclip-monitor-{site}-{session}"
+        self._password = read_password(cfg)
+        self._offline = offline_status
+        self._queue: deque[Outbound] = deque()
+        self._retained: dict[str, bytes] = {}
+        self._retained_dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._client = None
+        self.connected = False
+        self.sent = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.last_error: str | None = None
+
+    def topic(self, kind: str) -> str:
+        """Full topic of ``kind`` (score, status, quality, event, summary)."""
+        return f"{self.prefix}/{kind}"
+
+    async def __aenter__(self) -> MqttPublisher:
+        self._task = asyncio.create_task(self._run(), name="neuroclip-mqtt")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._drain(timeout_s=2.0)
+        import aiomqtt
+
+        client = self._client
+        if client is not None and self.connected:
+            try:
+                await client.publish(
+                    self.topic("status"), self._offline, qos=1, retain=True, timeout=1.0
+                )
+            except aiomqtt.MqttError as exc:
+                logger.warning("could not publish the offline status: %s", exc)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _drain(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (self._queue or self._retained_dirty) and self.connected and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    def enqueue(self, kind: str, payload: bytes, qos: int = 1) -> None:
+        """Queue a message for ``kind``'s topic, in order; a full queue drops its oldest."""
+        if len(self._queue) >= self.cfg.queue_max:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(Outbound(kind, payload, qos))
+        self._wake.set()
+
+    def set_retained(self, kind: str, payload: bytes) -> None:
+        """Replace the retained payload of ``kind`` (status, summary); sent as soon as possible."""
+        self._retained[kind] = payload
+        self._retained_dirty.add(kind)
+        self._wake.set()
+
+    def snapshot(self) -> dict[str, object]:
+        """Plain values for the status message."""
+        return {
+            "enabled": True,
+            "connected": self.connected,
+            "queued": len(self._queue),
+            "dropped": self.dropped,
+            "sent": self.sent,
+            "reconnects": self.reconnects,
+            "error": self.last_error,
+        }
+
+    def _client_kwargs(self) -> dict[str, object]:
+        import aiomqtt
+
+        kwargs: dict[str, object] = {
+            "hostname": self.cfg.host,
+            "port": self.cfg.port,
+            "identifier": self._identifier,
+            "keepalive": self.cfg.keepalive_s,
+            "will": aiomqtt.Will(self.topic("status"), self._offline, qos=1, retain=True),
+            "timeout": _PUBLISH_TIMEOUT_S,
+        }
+        if self.cfg.username is not None:
+            kwargs["username"] = self.cfg.username
+            kwargs["password"] = self._password
+        if self.cfg.tls:
+            context = ssl.create_default_context(
+                cafile=str(self.cfg.ca_file) if self.cfg.ca_file else None
+            )
+            kwargs["tls_context"] = context
+        return kwargs
+
+    async def _run(self) -> None:
+        import aiomqtt
+
+        delay = 0.2
+        while True:
+            try:
+                async with aiomqtt.Client(**self._client_kwargs()) as client:
+                    self._client = client
+                    self.connected = True
+                    if self.last_error is not None:
+                        self.reconnects += 1
+                        logger.info(
+                            "MQTT broker %s:%d reachable again", self.cfg.host, self.cfg.port
+                        )
+                    self.last_error = None
+                    self._retained_dirty.update(self._retained)
+                    delay = 0.2
+                    await self._publish_loop(client)
+            except aiomqtt.MqttError as exc:
+                if self.connected or self.last_error is None:
+                    logger.warning(
+                        "MQTT broker %s:%d unreachable (%s); %d message(s) queued, retrying",
+                        self.cfg.host,
+                        self.cfg.port,
+                        exc,
+                        len(self._queue),
+                    )
+                self.last_error = str(exc)
+            finally:
+                self.connected = False
+                self._client = None
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(self.cfg.reconnect_max_s, delay * 2)
+
+    async def _publish_loop(self, client) -> None:
+        while True:
+            while self._retained_dirty:
+                kind = next(iter(self._retained_dirty))
+                payload = self._retained[kind]
+                await client.publish(
+                    self.topic(kind), payload, qos=1, retain=True, timeout=_PUBLISH_TIMEOUT_S
+                )
+                if self._retained.get(kind) is payload:
+                    self._retained_dirty.discard(kind)
+            if self._queue:
+                head = self._queue[0]
+                await client.publish(
+                    self.topic(head.kind), head.payload, qos=head.qos, timeout=_PUBLISH_TIMEOUT_S
+                )
+                if self._queue and self._queue[0] is head:
+                    self._queue.popleft()
+                self.sent += 1
+                continue
+            self._wake.clear()
+            await self._wake.wait()

@@ -1,0 +1,80 @@
+"""Where the session stands, from the marker stream: treatment phase and cue.
+
+Phases follow the rTMS timeline: ``baseline`` (before the first train), ``rtms_train`` (from
+``rtms/train_start`` to ``rtms/train_end`` plus a guard), ``inter_train`` (between trains),
+``post`` (after the block: a cue has started since the last train, or no train came for
+``block_gap_s``). ``unknown`` when no marker stream is connected. The cue (``drug``,
+``neutral`` or none) runs from its ``cue/...`` marker to the next ``rest``, cue or train.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+PHASES = ("unknown", "baseline", "rtms_train", "inter_train", "post")
+CUES = ("drug", "neutral")
+
+
+@dataclass(frozen=True)
+class PhaseInfo:
+    """Phase at a window's end, and what the window overlaps."""
+
+    phase: str
+    cue: str | None
+    in_train: bool
+
+
+class PhaseTracker:
+    """Consume markers in arrival order; answer questions about time spans."""
+
+    def __init__(self, guard_s: float = 0.5, block_gap_s: float = 60.0, keep: int = 2000):
+        self.guard_s = guard_s
+        self.block_gap_s = block_gap_s
+        self.connected = False
+        self._trains: deque[list[float]] = deque(maxlen=keep)
+        self._cues: deque[list] = deque(maxlen=keep)
+        self.markers_seen = 0
+
+    def add(self, label: str, t: float) -> None:
+        """One marker at LSL time ``t``."""
+        self.markers_seen += 1
+        self._close_cue(label, t)
+        if label == "rtms/train_start":
+            self._trains.append([t, float("inf")])
+        elif label == "rtms/train_end":
+            if self._trains and self._trains[-1][1] == float("inf"):
+                self._trains[-1][1] = t
+            else:
+                self._trains.append([t - 4.0, t])
+        elif label.startswith("cue/") and label[4:] in CUES:
+            self._cues.append([t, float("inf"), label[4:]])
+
+    def _close_cue(self, label: str, t: float) -> None:
+        ends_cue = label == "rest" or label.startswith("cue/") or label == "rtms/train_start"
+        if ends_cue and self._cues and self._cues[-1][1] == float("inf"):
+            self._cues[-1][1] = t
+
+    def info(self, t_begin: float, t_end: float) -> PhaseInfo:
+        """The phase at ``t_end`` and whether ``[t_begin, t_end)`` overlaps a train or a cue."""
+        in_train = any(s < t_end and e + self.guard_s > t_begin for s, e in self._trains)
+        cue = None
+        for start, end, kind in reversed(self._cues):
+            if start < t_end and end > t_begin:
+                cue = kind
+                break
+        return PhaseInfo(self._phase_at(t_end), cue, in_train)
+
+    def _phase_at(self, t: float) -> str:
+        if not self.connected and self.markers_seen == 0:
+            return "unknown"
+        started = [(s, e) for s, e in self._trains if s <= t]
+        if not started:
+            return "baseline"
+        end = started[-1][1]
+        if t < end + self.guard_s:
+            return "rtms_train"
+        cue_after = any(end <= c[0] <= t for c in self._cues)
+        if cue_after or t - end > self.block_gap_s:
+            return "post"
+        return "inter_train"

@@ -1,0 +1,233 @@
+"""One input stream after causal preprocessing, held in ring buffers and cut by time.
+
+A :class:`ModalityBuffer` owns the preprocessing chain of its stream (``EegChain`` or
+``NirsChain`` from :mod:`models.preprocessing`, the objects training uses) and five rings in
+the stream's sample index: timestamps, the raw values the quality gate needs (EEG) or the
+cardiac band (fNIRS), and per-sample flags (non-finite, gap, TMS-blanked); plus one ring at
+the model rate with the chain's output. A reconnection starts a new *segment*: a fresh
+chain, and an index origin from which window times are counted exactly as offline
+(``round((t - t0) * rate)``), so live windows equal offline windows sample for sample.
+Samples the counter says are missing are filled with NaN (the chain holds the last value and
+the window is flagged ``gap``), which keeps index and time in step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.preprocessing import EegChain, NirsChain
+from models.windows import SignalParams
+from streamer.lsl_reader import Chunk, StreamDescription
+from streamer.ring import RingBuffer, SpanUnavailableError
+
+_TIMESTAMP_GAP_SAMPLES = 5
+"""Without a counter, a timestamp step of more than this many periods counts as a gap."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one continuous run of a stream starts."""
+
+    number: int
+    t0: float
+    """LSL time of the segment's first sample."""
+    raw_first: int
+    out_first: int
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What a window takes from one stream."""
+
+    out: np.ndarray
+    """``(n_model_samples, n_channels)`` chain output at the model rate."""
+    raw: np.ndarray
+    """``(n_source_samples, n_channels)`` raw EEG (uV) or cardiac-band OD (fNIRS)."""
+    nonfinite: bool
+    gap: bool
+    blanked: bool
+    misaligned: bool
+
+
+class ModalityBuffer:
+    """Preprocess one stream chunk by chunk and cut ``[t_begin, t_end)`` on request.
+
+    Parameters
+    ----------
+    role
+        ``eeg`` or ``nirs``.
+    params
+        The bundle's preprocessing and window parameters.
+    channels
+        EEG: the model's channels, picked by name from the stream. fNIRS: ignored (the
+        stream's layout is used whole; the bundle check makes sure it fits).
+    keep_s
+        Seconds of history held.
+    """
+
+    def __init__(
+        self, role: str, params: SignalParams, channels: tuple[str, ...], keep_s: float = 40.0
+    ):
+        if role not in ("eeg", "nirs"):
+            raise ValueError(f"role must be eeg or nirs, got {role!r}")
+        self.role = role
+        self.params = params
+        self.channels = channels
+        self.keep_s = keep_s
+        self.segment: Segment | None = None
+        self.description: StreamDescription | None = None
+        self.lost = False
+        self._chain: EegChain | NirsChain | None = None
+        self._picks: list[int] = []
+        self._stamps = self._raw = self._out = None
+        self._bad = self._gap = self._blanked = None
+        self.last_stamp: float | None = None
+        self.last_preprocess_ms = 0.0
+
+    @property
+    def sfreq(self) -> float:
+        """Source sampling rate of the current stream."""
+        assert self.description is not None
+        return self.description.nominal_rate
+
+    @property
+    def target_sfreq(self) -> float:
+        """Model rate."""
+        p = self.params.eeg if self.role == "eeg" else self.params.nirs
+        return p.target_sfreq
+
+    def start_segment(self, number: int, description: StreamDescription) -> None:
+        """Begin a new segment (first connection or reconnection): fresh chain, same rings."""
+        layout = description.layout
+        assert layout is not None
+        rate = description.nominal_rate
+        if self.description is None or description.nominal_rate != self.description.nominal_rate:
+            self._allocate(description)
+        self.description = description
+        if self.role == "eeg":
+            self._picks = [layout.labels.index(c) for c in self.channels]
+            self._chain = EegChain(self.params.eeg, rate, len(self._picks))
+        else:
+            self._chain = NirsChain(self.params.nirs, rate, layout.nirs)
+        self.segment = Segment(number, np.nan, self._stamps.end, self._out.end)
+        self.lost = False
+
+    def _allocate(self, description: StreamDescription) -> None:
+        layout = description.layout
+        assert layout is not None
+        n_raw = max(1, round(self.keep_s * description.nominal_rate))
+        n_out = max(1, round(self.keep_s * self.target_sfreq))
+        width_raw = len(self.channels) if self.role == "eeg" else len(layout.labels)
+        width_out = len(self.channels) if self.role == "eeg" else 2 * len(layout.nirs.pairs())
+        self._stamps = RingBuffer(n_raw)
+        self._raw = RingBuffer(n_raw, width_raw)
+        self._bad = RingBuffer(n_raw, dtype=bool)
+        self._gap = RingBuffer(n_raw, dtype=bool)
+        self._blanked = RingBuffer(n_raw, dtype=bool)
+        self._out = RingBuffer(n_out, width_out)
+
+    def mark_lost(self) -> None:
+        """The outlet went away: windows that need more of this segment cannot be completed."""
+        self.lost = True
+
+    def add(self, chunk: Chunk) -> None:
+        """Preprocess and store one chunk of the current segment."""
+        assert self._chain is not None and self.segment is not None
+        started = time.perf_counter()
+        data, stamps = np.asarray(chunk.data, float), chunk.stamps
+        missing = chunk.gap_before
+        has_counter = self.description.layout.counter_column is not None
+        if self.last_stamp is not None and not has_counter:
+            step = (stamps[0] - self.last_stamp) * self.sfreq
+            if step > _TIMESTAMP_GAP_SAMPLES:
+                missing = round(step) - 1
+        if self.segment.raw_first == self._stamps.end:
+            self.segment = Segment(
+                self.segment.number,
+                float(stamps[0]),
+                self.segment.raw_first,
+                self.segment.out_first,
+            )
+            missing = 0
+        if missing > 0:
+            fill_stamps = self.last_stamp + np.arange(1, missing + 1) / self.sfreq
+            fill = np.full((missing, data.shape[1]), np.nan)
+            data = np.vstack([fill, data])
+            stamps = np.concatenate([fill_stamps, stamps])
+        gap = np.zeros(len(stamps), bool)
+        gap[:missing] = True
+        if self.role == "eeg":
+            picked = data[:, self._picks]
+            result = self._chain(picked)
+            self._raw.write(picked)
+            self._out.write(result.data)
+            self._blanked.write(result.blanked_in)
+        else:
+            result = self._chain(data)
+            self._raw.write(result.cardiac if result.cardiac is not None else data)
+            self._out.write(result.hb)
+            self._blanked.write(np.zeros(len(stamps), bool))
+        self._bad.write(result.bad_in.any(axis=1) & ~gap)
+        self._gap.write(gap)
+        self._stamps.write(stamps)
+        self.last_stamp = float(stamps[-1])
+        self.last_preprocess_ms = 1000 * (time.perf_counter() - started)
+
+    def _offsets(self, t_begin: float) -> tuple[int, int]:
+        """Raw and model-rate start indices of a window starting at ``t_begin``.
+
+        Counted from the segment's first sample as offline (``round((t - t0) * rate)``),
+        after anchoring on the nearest held timestamp so that a drifting clock does not
+        accumulate an error. Raises :class:`SpanUnavailableError` when ``t_begin`` is not held.
+        """
+        seg = self.segment
+        first = max(self._stamps.first, seg.raw_first)
+        stamps = self._stamps.read(first, self._stamps.end)
+        k = int(np.searchsorted(stamps, t_begin))
+        if k == 0 and (first > seg.raw_first or t_begin < seg.t0 - 0.5 / self.sfreq):
+            raise SpanUnavailableError(first - 1, first, first, self._stamps.end)
+        if k > 0 and (k == len(stamps) or t_begin - stamps[k - 1] < stamps[k] - t_begin):
+            k -= 1
+        near = first + k
+        x = (t_begin - stamps[k]) + (near - seg.raw_first) / self.sfreq
+        return seg.raw_first + round(x * self.sfreq), seg.out_first + round(x * self.target_sfreq)
+
+    def has(self, t_end: float) -> bool:
+        """Whether the last sample before ``t_end`` has arrived in this segment."""
+        return self.last_stamp is not None and self.last_stamp >= t_end - 1.5 / self.sfreq
+
+    def started_after(self, t: float) -> bool:
+        """Whether the current segment began after ``t`` (a window there straddles a restart)."""
+        seg = self.segment
+        return seg is None or np.isnan(seg.t0) or seg.t0 > t + 0.5 / self.sfreq
+
+    def cut(self, t_begin: float, window_s: float, n_out: int) -> Cut | None:
+        """The data of ``[t_begin, t_begin + window_s)``, or ``None`` while it is incomplete.
+
+        Raises :class:`SpanUnavailableError` when the window can never be cut from this
+        segment (it starts before the segment or was overwritten).
+        """
+        raw0, out0 = self._offsets(t_begin)
+        n_raw = round(window_s * self.sfreq)
+        if raw0 < self._stamps.first or out0 < self._out.first:
+            raise SpanUnavailableError(raw0, raw0 + n_raw, self._stamps.first, self._stamps.end)
+        if raw0 + n_raw > self._stamps.end or out0 + n_out > self._out.end:
+            return None
+        stamps = self._stamps.read(raw0, raw0 + n_raw)
+        period = 1.0 / self.sfreq
+        tolerance = max(2.0 * period, 0.02)
+        misaligned = (
+            abs(stamps[0] - t_begin) > tolerance
+            or abs(stamps[-1] + period - (t_begin + window_s)) > tolerance
+        )
+        return Cut(
+            out=self._out.read(out0, out0 + n_out),
+            raw=self._raw.read(raw0, raw0 + n_raw),
+            nonfinite=bool(self._bad.read(raw0, raw0 + n_raw).any()),
+            gap=bool(self._gap.read(raw0, raw0 + n_raw).any()),
+            blanked=bool(self._blanked.read(raw0, raw0 + n_raw).any()),
+            misaligned=bool(misaligned),
+        )
