@@ -88,35 +88,44 @@ class Bundle:
         offered = {"eeg": eeg_channels, "nirs": nirs_channels}
         rates = {"eeg": eeg_sfreq, "nirs": nirs_sfreq}
         for modality in self.modalities:
-            spec = self.meta["inputs"][modality]
-            if offered[modality] is None:
-                raise BundleError(
-                    f"Bundle {self.path.name} needs {modality.upper()} but {source} offer none.",
-                    field=f"inputs.{modality}",
-                    fix=f"connect the {modality.upper()} stream, or "
-                    "use a model trained without it.",
-                    path=self.path,
-                )
-            missing = [c for c in spec["channels"] if c not in offered[modality]]
-            if missing:
-                raise BundleError(
-                    f"Bundle {self.path.name}: field inputs.{modality}.channels expects "
-                    f"{', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}, which "
-                    f"{source} lack (found {', '.join(list(offered[modality])[:6])}...).",
-                    field=f"inputs.{modality}.channels",
-                    fix="use the montage the model was trained on, or train a model for this one.",
-                    path=self.path,
-                )
-            rate = rates[modality]
-            if rate is not None and not _rate_ok(rate, spec["sfreq"]):
-                raise BundleError(
-                    f"Bundle {self.path.name}: {modality.upper()} at {rate:g} Hz cannot be "
-                    f"resampled to the model's {spec['sfreq']:g} Hz "
-                    f"(field inputs.{modality}.sfreq).",
-                    field=f"inputs.{modality}.sfreq",
-                    fix="record at a rate that is a simple multiple of the model rate.",
-                    path=self.path,
-                )
+            self.check_modality(modality, offered[modality], rates[modality], source)
+
+    def check_modality(
+        self,
+        modality: str,
+        channels: tuple[str, ...] | None,
+        sfreq: float | None,
+        source: str = "the streams",
+    ) -> None:
+        """Refuse one modality's data when it is missing, lacks channels or has another rate."""
+        if modality not in self.modalities:
+            return
+        spec = self.meta["inputs"][modality]
+        if channels is None:
+            raise BundleError(
+                f"Bundle {self.path.name} needs {modality.upper()} but {source} offer none.",
+                field=f"inputs.{modality}",
+                fix=f"connect the {modality.upper()} stream, or use a model trained without it.",
+                path=self.path,
+            )
+        missing = [c for c in spec["channels"] if c not in channels]
+        if missing:
+            raise BundleError(
+                f"Bundle {self.path.name}: field inputs.{modality}.channels expects "
+                f"{', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}, which "
+                f"{source} lack (found {', '.join(list(channels)[:6])}...).",
+                field=f"inputs.{modality}.channels",
+                fix="use the montage the model was trained on, or train a model for this one.",
+                path=self.path,
+            )
+        if sfreq is not None and not _rate_ok(sfreq, spec["sfreq"]):
+            raise BundleError(
+                f"Bundle {self.path.name}: {modality.upper()} at {sfreq:g} Hz cannot be "
+                f"resampled to the model's {spec['sfreq']:g} Hz (field inputs.{modality}.sfreq).",
+                field=f"inputs.{modality}.sfreq",
+                fix="record at a rate that is a simple multiple of the model rate.",
+                path=self.path,
+            )
 
 
 def _rate_ok(source: float, target: float) -> bool:

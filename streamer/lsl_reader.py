@@ -159,6 +159,8 @@ class LslReader:
 
     def _run(self) -> None:
         import pylsl
+        from pylsl.util import LostError
+        from pylsl.util import TimeoutError as LslTimeoutError
 
         segment = 0
         while not self._stop.is_set():
@@ -171,7 +173,7 @@ class LslReader:
                 )
                 inlet.open_stream(timeout=5.0)
                 description = _describe(inlet.info(timeout=5.0), self.role)
-            except (pylsl.LostError, pylsl.TimeoutError) as exc:
+            except (LostError, LslTimeoutError) as exc:
                 logger.warning("%s stream found but could not be opened: %s", self.role, exc)
                 continue
             except NeuroclipError as exc:  # a layout the contract refuses: fatal, reported
@@ -183,7 +185,7 @@ class LslReader:
             self.health.on_connect(description.name, description.nominal_rate, segment > 1)
             self._emit(SegmentStart(self.role, segment, description))
             self._connected.set()
-            reason = self._pull_loop(pylsl, inlet, description, segment)
+            reason = self._pull_loop(pylsl, LostError, inlet, description, segment)
             inlet.close_stream()
             if reason is not None:
                 self.health.on_lost(reason)
@@ -192,7 +194,14 @@ class LslReader:
                     "%s stream %s lost (%s); looking for it", self.role, description.name, reason
                 )
 
-    def _pull_loop(self, pylsl, inlet, description: StreamDescription, segment: int) -> str | None:
+    def _pull_loop(
+        self,
+        pylsl,
+        lost_error: type[Exception],
+        inlet,
+        description: StreamDescription,
+        segment: int,
+    ) -> str | None:
         """Pull until the stream is lost (return why) or the reader stops (return None)."""
         layout = description.layout
         width = description.channel_count
@@ -218,7 +227,7 @@ class LslReader:
                 if time.monotonic() >= next_sync:
                     offset = self._measure_offset(inlet, offset)
                     next_sync = time.monotonic() + self._sync_interval
-            except pylsl.LostError:
+            except lost_error:
                 return "outlet gone"
             received = pylsl.local_clock()
             n = len(stamps)
@@ -247,11 +256,11 @@ class LslReader:
         return None
 
     def _measure_offset(self, inlet, previous: float = 0.0) -> float:
-        import pylsl
+        from pylsl.util import LostError, TimeoutError
 
         try:
             offset = float(inlet.time_correction(timeout=2.0))
-        except (pylsl.TimeoutError, pylsl.LostError) as exc:
+        except (TimeoutError, LostError) as exc:
             logger.warning(
                 "%s: time_correction failed (%s); keeping %.6f s", self.role, exc, previous
             )

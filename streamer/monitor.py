@@ -20,13 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.bundle import Bundle
-from models.errors import BundleError
+from models.errors import BundleError, NeuroclipError
 from models.settings import from_mapping
 from models.windows import SignalParams, nirs_out_names
 from streamer.config import MonitorConfig
 from streamer.health import LatencyStats, StreamHealth
 from streamer.inference import InferenceEngine
-from streamer.lsl_reader import Chunk, LslReader, ReaderEvent, SegmentStart, StreamLost
+from streamer.lsl_reader import (
+    Chunk,
+    LslReader,
+    ReaderEvent,
+    SegmentStart,
+    StreamDescription,
+    StreamLost,
+)
 from streamer.messages import (
     Identity,
     SessionSummary,
@@ -55,6 +62,11 @@ class MonitorResult:
     windows: int
     usable: int
     log_path: Path
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _local_clock() -> float:
@@ -157,14 +169,20 @@ class Monitor:
                 path,
             )
             try:
-                async with asyncio.timeout(cfg.duration_s), asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self._score_loop(), name="neuroclip-score")
-                    tasks.create_task(self._tick_loop(), name="neuroclip-tick")
-                    tasks.create_task(self._status_loop(), name="neuroclip-status")
-            except TimeoutError:
-                logger.info("duration of %g s reached; stopping", cfg.duration_s)
+                await self._run_tasks()
+            except ExceptionGroup as group:  # the first failure of a task, as itself
+                raise _first_leaf(group) from None
             await self._finish()
         return MonitorResult(self.windows_emitted, self.summary.usable, path)
+
+    async def _run_tasks(self) -> None:
+        try:
+            async with asyncio.timeout(self.cfg.duration_s), asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._score_loop(), name="neuroclip-score")
+                tasks.create_task(self._tick_loop(), name="neuroclip-tick")
+                tasks.create_task(self._status_loop(), name="neuroclip-status")
+        except TimeoutError:
+            logger.info("duration of %g s reached; stopping", self.cfg.duration_s)
 
     async def _wait_for_streams(self, readers: dict[str, LslReader]) -> None:
         timeout = self.cfg.streams.resolve_timeout_s
@@ -173,29 +191,32 @@ class Monitor:
         )
         if self.cfg.streams.markers_required:
             await readers["markers"].wait_connected(timeout)
-        self._check_bundle(eeg, nirs)
+        await asyncio.sleep(0)  # let the connection events run
+        if self._fatal is not None:
+            raise self._fatal
+        self._check_stream("eeg", eeg)
+        self._check_stream("nirs", nirs)
 
-    def _check_bundle(self, eeg, nirs) -> None:
-        layout = nirs.layout.nirs
-        self.bundle.check_streams(
-            eeg_channels=eeg.layout.labels,
-            eeg_sfreq=eeg.nominal_rate,
-            nirs_channels=tuple(nirs_out_names(layout)),
-            nirs_sfreq=nirs.nominal_rate,
-            source=f"the live streams {eeg.name!r} and {nirs.name!r}",
-        )
+    def _check_stream(self, role: str, description: StreamDescription) -> None:
+        """Refuse a stream that does not fit the bundle (channels, rate, fNIRS pair order)."""
+        source = f"the live {role.upper()} stream {description.name!r}"
+        layout = description.layout
+        if role == "eeg":
+            self.bundle.check_modality("eeg", layout.labels, description.nominal_rate, source)
+            return
+        offered = nirs_out_names(layout.nirs)
+        self.bundle.check_modality("nirs", tuple(offered), description.nominal_rate, source)
         expected = list(self.bundle.meta["inputs"]["nirs"]["channels"])
-        offered = nirs_out_names(layout)
         if offered != expected:
             raise BundleError(
                 f"Bundle {self.bundle.path.name}: field inputs.nirs.channels expects the "
-                f"fNIRS pairs in the order {', '.join(expected[:4])}..., the stream "
-                f"{nirs.name!r} gives {', '.join(offered[:4])}...",
+                f"fNIRS pairs in the order {', '.join(expected[:4])}..., {source} gives "
+                f"{', '.join(offered[:4])}...",
                 field="inputs.nirs.channels",
                 fix="use the montage the model was trained on, or train a model for this one.",
                 path=self.bundle.path,
             )
-        self._pair_names = [name for name, _ in layout.pairs()]
+        self._pair_names = [name for name, _ in layout.nirs.pairs()]
 
     async def _finish(self) -> None:
         if self.mqtt is not None:
@@ -208,12 +229,14 @@ class Monitor:
 
     def _on_event(self, event: ReaderEvent) -> None:
         """Runs on the loop for every reader event, in order per reader."""
+        if self._fatal is not None:
+            return
         try:
             self._handle(event)
-        except BundleError as exc:
+        except NeuroclipError as exc:  # a stream the bundle or the contract refuses
             self._fail(exc)
         except Exception as exc:
-            logger.exception("failed to handle a %s event", getattr(event, "role", "?"))
+            logger.exception("failed to handle a %s event", event.role)
             self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
@@ -227,15 +250,7 @@ class Monitor:
             if role == "markers":
                 self.phases.connected = True
             else:
-                if event.segment > 1:
-                    other = self.buffers["nirs" if role == "eeg" else "eeg"].description
-                    if other is not None:
-                        pair = (
-                            (event.description, other)
-                            if role == "eeg"
-                            else (other, event.description)
-                        )
-                        self._check_bundle(*pair)
+                self._check_stream(role, event.description)
                 self.buffers[role].start_segment(event.segment, event.description)
             if event.segment > 1:
                 self._event("stream/found", self.clock(), role=role, stream=event.description.name)

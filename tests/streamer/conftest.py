@@ -1,0 +1,212 @@
+"""Real parts for the live-path tests: a Mosquitto broker, simulated LSL outlets, the monitor.
+
+Each process is started by a fixture or helper and always stopped; names (LSL streams, MQTT
+sessions) are unique per test so that tests never see each other's streams or topics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+# the monitor runs in a child process where torch cannot be imported: the proof that the
+# live path never needs it
+NO_TORCH_MAIN = Path(__file__).with_name("no_torch_main.py")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A real Mosquitto on loopback with persistence (so QoS 1 sessions survive a restart)."""
+
+    def __init__(self, folder: Path):
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(self.binary).exists():
+            pytest.fail(
+                "mosquitto is not installed; scripts/test.sh installs it (apt-get install "
+                "mosquitto), run the tests through it"
+            )
+        self.port = free_port()
+        self.folder = folder
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(
+            f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {folder}/\n"
+            f"log_dest file {folder}/mosquitto.log\n"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"mosquitto did not listen on port {self.port} within 10 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+@dataclass
+class Subscriber:
+    """An independent MQTT subscriber (paho in its own thread), persistent QoS 1 session."""
+
+    port: int
+    topic: str
+    messages: list[tuple[str, dict, float]] = field(default_factory=list)
+
+    def __post_init__(self):
+        import paho.mqtt.client as mqtt
+
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"test-sub-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+        )
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", self.port, keepalive=5)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        import pylsl
+
+        with self._lock:
+            self.messages.append((msg.topic, json.loads(msg.payload), pylsl.local_clock()))
+
+    def of(self, kind: str) -> list[dict]:
+        with self._lock:
+            return [m for t, m, _ in self.messages if t.endswith("/" + kind)]
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return
+            time.sleep(0.1)
+        pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+def start_simulator(
+    prefix: str, lsl_env: dict, duration_s: float = 120.0, **live
+) -> subprocess.Popen:
+    """``neuroclip simulate --live`` with stream names ``<prefix>-EEG`` etc."""
+    env = {**lsl_env}
+    for key, value in live.items():
+        env[f"NEUROCLIP_SIMULATE__LIVE__{key.upper()}"] = str(value)
+    env["NEUROCLIP_SIMULATE__LIVE__DURATION_S"] = str(duration_s)
+    return subprocess.Popen(
+        [sys.executable, "-m", "neuroclip", "simulate", "--live", "--name-prefix", prefix],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+
+
+def monitor_config(tmp_path: Path, prefix: str, session: str, port: int | None, **extra) -> Path:
+    """A monitor YAML for the simulator's streams: 2 s warm-up, 1 s hop, 1 s status."""
+    cfg = {
+        "site": "lab",
+        "session": session,
+        "status_interval_s": 1.0,
+        "streams": {
+            "eeg": {"name": f"{prefix}-EEG"},
+            "nirs": {"name": f"{prefix}-NIRS"},
+            "markers": {"name": f"{prefix}-Markers"},
+            "resolve_timeout_s": 20.0,
+        },
+        "windows": {"warmup_s": 2.0, "hop_s": 1.0, "max_wait_s": 2.0},
+        "mqtt": {"enabled": port is not None, "port": port or 1883},
+        "log": {"dir": str(tmp_path / "logs")},
+    }
+    for dotted, value in extra.items():
+        target = cfg
+        *parents, last = dotted.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[last] = value
+    path = tmp_path / f"{session}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def start_monitor(config: Path, lsl_env: dict, *args: str) -> subprocess.Popen:
+    """The monitor CLI in a child process where torch is unimportable."""
+    return subprocess.Popen(
+        [sys.executable, str(NO_TORCH_MAIN), "monitor", "--config", str(config), *args],
+        env={**lsl_env, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        text=True,
+    )
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> str:
+    """Interrupt a child like Ctrl-C, wait, and return its output."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    if isinstance(out, bytes):
+        out = out.decode(errors="replace")
+    return out or ""
+
+
+def read_log(folder: Path) -> list[dict]:
+    """Every score line of the (single) session log under ``folder``."""
+    files = sorted(folder.rglob("*.scores.jsonl"))
+    assert len(files) == 1, files
+    return [json.loads(line) for line in files[0].read_text().splitlines()]
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
