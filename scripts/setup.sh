@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install the package with the extras named in $1 (e.g. "test").
-# Never installs torch: the live path and these tests do not need it.
+# torch only comes with the "train" extra (pinned to its CPU build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

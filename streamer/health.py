@@ -72,13 +72,15 @@ class StreamHealth:
         (t0, n0), (t1, n1) = arrivals[0], arrivals[-1]
         return (n1 - n0) / (t1 - t0)
 
-    def snapshot(self, now: float) -> dict[str, object]:
-        """Plain values for the status message."""
+    def snapshot(self, now: float, stale_after_s: float | None = None) -> dict[str, object]:
+        """Plain values for the status message; ``stale`` when silent for ``stale_after_s``."""
         rate = self.effective_rate()
+        age = None if self.last_received is None else now - self.last_received
         return {
             "name": self.name,
             "connected": self.connected,
-            "age_s": None if self.last_received is None else round(now - self.last_received, 3),
+            "stale": bool(stale_after_s is not None and (age is None or age > stale_after_s)),
+            "age_s": None if age is None else round(age, 3),
             "rate_nominal": self.nominal_rate,
             "rate_effective": None if rate is None else round(rate, 2),
             "samples": self.samples,

@@ -369,7 +369,16 @@ class Monitor:
     def _status(self, state: str) -> dict:
         now = self.clock() if state != "offline" else None
         ref = self.bundle.meta["reference"].get("hc_score", {})
-        streams = {r: h.snapshot(now) for r, h in self.health.items()} if now is not None else {}
+        stale_after = self.cfg.streams.stale_after_s
+        streams = {}
+        if now is not None:
+            streams = {
+                r: h.snapshot(now, stale_after if r != "markers" else None)
+                for r, h in self.health.items()
+            }
+            signals = [streams["eeg"], streams["nirs"]]
+            if any(s["stale"] or not s["connected"] for s in signals) and state == "online":
+                state = "degraded"
         return {
             "schema": STATUS_FORMAT,
             "site": self.cfg.site,
