@@ -343,11 +343,14 @@ class Monitor:
             sci_threshold=wp.sci_threshold,
         )
         text = dumps(message)
-        await self.log.append(text)
+        # hand the score to the network first (lower latency), then append it to the log;
+        # the log keeps a backlog when the disk fails, so neither path waits on the other
         if self.outlet is not None:
             self.outlet.push(text, window.t_end)
         if self.mqtt is not None:
             self.mqtt.enqueue("score", text.encode())
+        await self.log.append(text)
+        if self.mqtt is not None:
             quality = quality_message(self.ident, window, self.eeg_channels, self._pair_names)
             self.mqtt.enqueue("quality", dumps(quality).encode(), qos=0)
             if window.seq % 10 == 0:

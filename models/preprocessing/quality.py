@@ -40,12 +40,12 @@ def eeg_channel_flags(
     ``railing``: any |sample| above ``rail_uv``; ``noisy``: log-variance more than
     ``z_max`` robust z-scores above the other channels.
     """
-    finite = np.isfinite(window_uv)
-    nonfinite = ~finite.all(axis=0)
-    safe = np.where(finite, window_uv, 0.0)
+    # a NaN or infinity anywhere in a column makes its sum non-finite (uV never overflow)
+    nonfinite = ~np.isfinite(window_uv.sum(axis=0))
+    safe = np.where(np.isfinite(window_uv), window_uv, 0.0) if nonfinite.any() else window_uv
     std = safe.std(axis=0)
     flat = std < flat_uv
-    railing = (np.abs(safe) > rail_uv).any(axis=0)
+    railing = np.maximum(safe.max(axis=0), -safe.min(axis=0)) > rail_uv
     logvar = np.log(std**2 + 1e-12)
     med = np.median(logvar)
     mad = np.median(np.abs(logvar - med)) * 1.4826 + 1e-9
