@@ -1,7 +1,7 @@
 """Ingest cost and latency: our LSL reader against mne-lsl's StreamLSL, same outlet, same run.
 
-One process runs an EEG outlet (33 float32 channels at 500 Hz, a chunk every 10 ms, each
-sample stamped with the time it is pushed). Two consumer processes read it at the same time:
+One process runs an EEG outlet (33 float32 channels at 500 Hz, a chunk of 5 samples every
+10 ms, every sample stamped with the time its chunk is pushed). Two consumer processes read it at the same time:
 
 - ``ours``: :class:`streamer.lsl_reader.LslReader` (a thread pulling with ``min_samples=1``)
   handing chunks to an asyncio loop that writes them into a :class:`streamer.ring.RingBuffer`;
@@ -54,9 +54,9 @@ def run_outlet(name: str, seconds: float) -> None:
         due = int((now - start) * RATE)
         while k + CHUNK <= due:
             block[:, -1] = np.arange(k, k + CHUNK)
-            t = pylsl.local_clock()
-            stamps = t - (CHUNK - 1 - np.arange(CHUNK)) / RATE
-            outlet.push_chunk(block, stamps.tolist())
+            # every sample of a chunk carries its push time, so that a consumer that gets
+            # part of a chunk measures from the push, not from an earlier sample's time
+            outlet.push_chunk(block, [pylsl.local_clock()] * CHUNK)
             k += CHUNK
         time.sleep(0.001)
 
@@ -69,11 +69,13 @@ def _cpu() -> float:
 def run_ours(name: str, seconds: float, warmup: float) -> dict:
     import pylsl
 
+    from neuroclip.monitoring import _SWITCH_INTERVAL_S
     from streamer.config import StreamMatch
     from streamer.health import StreamHealth
     from streamer.lsl_reader import Chunk, LslReader
     from streamer.ring import RingBuffer
 
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)  # as `neuroclip monitor` sets it
     ring = RingBuffer(int(10 * RATE), CHANNELS - 1)
     lat: list[float] = []
     state = {"measuring": False}
@@ -111,8 +113,8 @@ def run_mne(name: str, seconds: float, warmup: float) -> dict:
         return data, timestamps
 
     stream = StreamLSL(bufsize=10, name=name)
-    stream.add_callback(callback)
     stream.connect(timeout=20)
+    stream.add_callback(callback)
     time.sleep(warmup)
     state["measuring"] = True
     c0, w0 = _cpu(), time.perf_counter()

@@ -197,6 +197,9 @@ def orchestrate(sessions: int, seconds: float, hop_s: float) -> dict:
         ],
         env=env,
     )
+    deadline = time.monotonic() + 120
+    while not (work / "t_start.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the outlets exist once the pusher wrote its start time
     monitors = []
     for s in range(sessions):
         cfg = {
@@ -207,6 +210,7 @@ def orchestrate(sessions: int, seconds: float, hop_s: float) -> dict:
                 "eeg": {"name": f"{prefix}{s}-EEG"},
                 "nirs": {"name": f"{prefix}{s}-NIRS"},
                 "markers": {"name": f"{prefix}{s}-Markers"},
+                "resolve_timeout_s": 60.0,
             },
             "windows": {"warmup_s": 2.0, "hop_s": hop_s},
             "mqtt": {"port": port},

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from urllib.parse import urlsplit
 
 from models.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+_SWITCH_INTERVAL_S = 0.0005
 
 
 def broker_overrides(url: str) -> dict[str, object]:
@@ -61,6 +64,9 @@ def run_monitor(args: argparse.Namespace) -> int:
         overrides["mqtt.enabled"] = False
     cfg = load_config(MonitorConfig, args.config, name="monitor", overrides=overrides)
     bundle = load_bundle(cfg.model.bundle or DEFAULT_BUNDLE)
+    # the reader threads, the event loop and the inference thread share the GIL: a short
+    # switch interval bounds how long a thread with data waits for it (Python's is 5 ms)
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     result = asyncio.run(Monitor(cfg, bundle).run())
     print(
         f"monitor stopped: {result.windows} window(s), {result.usable} usable; "

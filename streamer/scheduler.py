@@ -80,6 +80,10 @@ class WindowScheduler:
         return out
 
     def _try(self, t_begin: float, t_end: float, now: float) -> LiveWindow | None:
+        if now < t_end + self.max_wait_s and not all(
+            b.has(t_end) or b.started_after(t_begin) for b in (self.eeg, self.nirs)
+        ):
+            return None  # the common case between windows: data still on its way
         reasons: list[str] = []
         cuts: dict[str, Cut] = {}
         waiting = False

@@ -25,6 +25,8 @@ from streamer.ring import RingBuffer, SpanUnavailableError
 
 _TIMESTAMP_GAP_SAMPLES = 5
 """Without a counter, a timestamp step of more than this many periods counts as a gap."""
+_SEARCH_HALF_WIDTH = 32
+"""Timestamps read on each side of the expected start of a window."""
 
 
 @dataclass(frozen=True)
@@ -181,17 +183,28 @@ class ModalityBuffer:
 
         Counted from the segment's first sample as offline (``round((t - t0) * rate)``),
         after anchoring on the nearest held timestamp so that a drifting clock does not
-        accumulate an error. Raises :class:`SpanUnavailableError` when ``t_begin`` is not held.
+        accumulate an error. Raises :class:`SpanUnavailableError` for a time before the
+        segment; :meth:`cut` refuses indices no longer held.
         """
         seg = self.segment
-        first = max(self._stamps.first, seg.raw_first)
-        stamps = self._stamps.read(first, self._stamps.end)
+        if t_begin < seg.t0 - 0.5 / self.sfreq:
+            raise SpanUnavailableError(
+                seg.raw_first - 1, seg.raw_first, seg.raw_first, seg.raw_first
+            )
+        held, end = max(self._stamps.first, seg.raw_first), self._stamps.end
+        # read a few timestamps around where t_begin should be (anchored on the newest
+        # sample, so clock drift moves the guess by a few samples at most); all if missed
+        guess = end - 1 - round((self.last_stamp - t_begin) * self.sfreq)
+        lo, hi = max(held, guess - _SEARCH_HALF_WIDTH), min(end, guess + _SEARCH_HALF_WIDTH)
+        stamps = self._stamps.read(lo, hi) if lo < hi else None
+        if stamps is None or not (
+            (stamps[0] <= t_begin or lo == held) and (stamps[-1] >= t_begin or hi == end)
+        ):
+            lo, stamps = held, self._stamps.read(held, end)
         k = int(np.searchsorted(stamps, t_begin))
-        if k == 0 and (first > seg.raw_first or t_begin < seg.t0 - 0.5 / self.sfreq):
-            raise SpanUnavailableError(first - 1, first, first, self._stamps.end)
         if k > 0 and (k == len(stamps) or t_begin - stamps[k - 1] < stamps[k] - t_begin):
             k -= 1
-        near = first + k
+        near = lo + k
         x = (t_begin - stamps[k]) + (near - seg.raw_first) / self.sfreq
         return seg.raw_first + round(x * self.sfreq), seg.out_first + round(x * self.target_sfreq)
 
