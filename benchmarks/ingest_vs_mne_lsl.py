@@ -1,7 +1,8 @@
 """Ingest cost and latency: our LSL reader against mne-lsl's StreamLSL, same outlet, same run.
 
 One process runs an EEG outlet (33 float32 channels at 500 Hz, a chunk of 5 samples every
-10 ms, every sample stamped with the time its chunk is pushed). Two consumer processes read it at the same time:
+10 ms, every sample stamped with the time its chunk is pushed). Two consumer processes read
+it at the same time:
 
 - ``ours``: :class:`streamer.lsl_reader.LslReader` (a thread pulling with ``min_samples=1``)
   handing chunks to an asyncio loop that writes them into a :class:`streamer.ring.RingBuffer`;
