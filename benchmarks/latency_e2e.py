@@ -143,6 +143,8 @@ def run_subscriber(port: int, out: Path, seconds: float) -> None:
     client.on_connect = lambda c, u, f, rc, p: c.subscribe("neuroclip/v1/bench/+/score", qos=1)
     client.on_message = on_message
     client.connect("127.0.0.1", port)
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.loop_start()
     time.sleep(seconds)
     client.loop_stop()
@@ -159,9 +161,11 @@ def orchestrate(sessions: int, seconds: float, hop_s: float) -> dict:
         "LSLAPICFG": os.environ.get("LSLAPICFG", str(REPO / "configs/lsl/loopback.cfg")),
     }
     port = _free_port()
+    # the broker as configs/mosquitto.conf has it, on a free port
     (work / "mosquitto.conf").write_text(
-        f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
+        f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
     )
+
     broker = subprocess.Popen(
         [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(work / "mosquitto.conf")]
     )

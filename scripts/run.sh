@@ -19,7 +19,7 @@ broker_args=()
 if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
   echo "run.sh: using the MQTT broker already on 127.0.0.1:1883" >&2
 elif command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
-  "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -p 1883 >/dev/null 2>&1 &
+  "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c configs/mosquitto.conf >/dev/null 2>&1 &
   pids+=($!)
   echo "run.sh: started Mosquitto on 127.0.0.1:1883 (subscribe: mosquitto_sub -t 'neuroclip/v1/#' -v)" >&2
 else

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
@@ -141,6 +142,8 @@ class MqttPublisher:
             "keepalive": self.cfg.keepalive_s,
             "will": aiomqtt.Will(self.topic("status"), self._offline, qos=1, retain=True),
             "timeout": _PUBLISH_TIMEOUT_S,
+            # scores are small: without TCP_NODELAY, Nagle's algorithm can hold one back
+            "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         }
         if self.cfg.username is not None:
             kwargs["username"] = self.cfg.username

@@ -51,6 +51,7 @@ class Broker:
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(
             f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            "set_tcp_nodelay true\n"
             f"persistence true\npersistence_location {folder}/\n"
             f"log_dest file {folder}/mosquitto.log\n"
         )
