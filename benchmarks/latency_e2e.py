@@ -43,8 +43,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_pusher(prefix: str, sessions: int, seconds: float, out: Path) -> None:
-    """Stream ``sessions`` copies of one synthetic patient; log push times per chunk."""
+def run_pusher(prefix: str, sessions: int, seconds: float, out: Path, offset_s: float) -> None:
+    """Stream ``sessions`` copies of one synthetic patient; log push times per chunk.
+
+    Session ``s`` starts ``s * offset_s`` after session 0 (0: all windows fall due at the
+    same instant, the worst case for a shared machine).
+    """
     import pylsl
 
     from models.settings import load_config
@@ -56,7 +60,14 @@ def run_pusher(prefix: str, sessions: int, seconds: float, out: Path) -> None:
     cfg = load_config(SimulationConfig, None, name="simulate", environ={})
     rng = np.random.default_rng(3)
     subject = draw_subject("bench", "MA", rng, cfg, severity=0.7)
-    sim = SessionSimulator(subject, "pre", seconds + 5, cfg, with_rtms_block=False)
+    total_s = int(seconds + sessions * offset_s + 5)
+    sim = SessionSimulator(subject, "pre", total_s, cfg, with_rtms_block=False)
+    blocks = [sim.next_seconds(1) for _ in range(total_s)]
+    data = {
+        "eeg": np.vstack([b.eeg for b in blocks]),
+        "nirs": np.vstack([b.nirs for b in blocks]),
+    }
+    rates = {"eeg": cfg.eeg_sfreq, "nirs": cfg.nirs_sfreq}
     outlets = []
     for s in range(sessions):
         live = cfg.live.__class__(
@@ -67,48 +78,30 @@ def run_pusher(prefix: str, sessions: int, seconds: float, out: Path) -> None:
         )
         scfg = cfg.__class__(live=live)
         outlets.append(
-            (
-                pylsl.StreamOutlet(_eeg_info(pylsl, scfg, sim.eeg_channels), 5),
-                pylsl.StreamOutlet(
+            {
+                "eeg": pylsl.StreamOutlet(_eeg_info(pylsl, scfg, sim.eeg_channels), 5),
+                "nirs": pylsl.StreamOutlet(
                     _nirs_info(pylsl, scfg, sim.nirs_channels, sim.nirs_distances), 1
                 ),
-            )
+            }
         )
-    eeg_buf = np.zeros((0, len(sim.eeg_channels)))
-    nirs_buf = np.zeros((0, len(sim.nirs_channels)))
-    t_start = pylsl.local_clock() + 0.5
-    (out / "t_start.json").write_text(json.dumps({"t_start": t_start}))
-    pushed = {"eeg": 0, "nirs": 0}
-    log = {m: [[] for _ in range(sessions)] for m in ("eeg", "nirs")}
-    rates = {"eeg": cfg.eeg_sfreq, "nirs": cfg.nirs_sfreq}
-    while (now := pylsl.local_clock()) - t_start < seconds:
-        if now < t_start:
-            time.sleep(t_start - now)
-            continue
-        due = {m: int((now - t_start) * rates[m]) for m in rates}
-        while (
-            len(eeg_buf) < due["eeg"] - pushed["eeg"]
-            or len(nirs_buf) < due["nirs"] - pushed["nirs"]
-        ):
-            chunk = sim.next_seconds(1)
-            eeg_buf = np.vstack([eeg_buf, chunk.eeg])
-            nirs_buf = np.vstack([nirs_buf, chunk.nirs])
-        for m, buf_name in (("eeg", "eeg_buf"), ("nirs", "nirs_buf")):
-            n = due[m] - pushed[m]
-            if n <= 0:
-                continue
-            buf = eeg_buf if buf_name == "eeg_buf" else nirs_buf
-            idx = np.arange(pushed[m], pushed[m] + n)
-            data = np.hstack([buf[:n], idx[:, None]]).astype(np.float32)
-            stamps = (t_start + idx / rates[m]).tolist()
-            for s, pair in enumerate(outlets):
-                pair[0 if m == "eeg" else 1].push_chunk(data, stamps)
+    t0 = pylsl.local_clock() + 0.5
+    starts = [t0 + s * offset_s for s in range(sessions)]
+    (out / "t_start.json").write_text(json.dumps({"t_start": starts}))
+    pushed = [{"eeg": 0, "nirs": 0} for _ in range(sessions)]
+    log = {m: [[] for _ in range(sessions)] for m in rates}
+    while (now := pylsl.local_clock()) - t0 < seconds + sessions * offset_s:
+        for s in range(sessions):
+            for m, rate in rates.items():
+                due = min(len(data[m]), int((now - starts[s]) * rate))
+                n = due - pushed[s][m]
+                if n <= 0:
+                    continue
+                idx = np.arange(pushed[s][m], due)
+                chunk = np.hstack([data[m][idx], idx[:, None]]).astype(np.float32)
+                outlets[s][m].push_chunk(chunk, (starts[s] + idx / rate).tolist())
                 log[m][s].append((int(idx[-1]), pylsl.local_clock()))
-            pushed[m] += n
-            if m == "eeg":
-                eeg_buf = eeg_buf[n:]
-            else:
-                nirs_buf = nirs_buf[n:]
+                pushed[s][m] = due
         time.sleep(max(0.0, PUSH_PERIOD_S - (pylsl.local_clock() - now)))
     np.savez(
         out / "pushes.npz",
@@ -151,7 +144,7 @@ def run_subscriber(port: int, out: Path, seconds: float) -> None:
     (out / "arrivals.json").write_text(json.dumps(rows))
 
 
-def orchestrate(sessions: int, seconds: float, hop_s: float) -> dict:
+def orchestrate(sessions: int, seconds: float, hop_s: float, stagger: bool) -> dict:
     import psutil
 
     work = Path(tempfile.mkdtemp(prefix="neuroclip-bench-"))
@@ -174,6 +167,8 @@ def orchestrate(sessions: int, seconds: float, hop_s: float) -> dict:
     pusher = subprocess.Popen(
         [
             *me,
+            "--offset",
+            str(hop_s / sessions if stagger else 0.0),
             "--role",
             "pusher",
             "--prefix",
@@ -243,11 +238,13 @@ def orchestrate(sessions: int, seconds: float, hop_s: float) -> dict:
     subscriber.wait()
     broker.terminate()
     broker.wait()
-    return analyse(work, sessions, cpu)
+    result = analyse(work, sessions, cpu)
+    result["stagger"] = stagger
+    return result
 
 
 def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
-    t_start = json.loads((work / "t_start.json").read_text())["t_start"]
+    starts = json.loads((work / "t_start.json").read_text())["t_start"]
     pushes = np.load(work / "pushes.npz")
     rows = json.loads((work / "arrivals.json").read_text())
     latencies, stages = [], {}
@@ -255,7 +252,7 @@ def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
         s = int(row["session"][1:])
         push = 0.0
         for m, rate in (("eeg", 500.0), ("nirs", 10.0)):
-            last = round((row["end"] - t_start) * rate) - 1
+            last = round((row["end"] - starts[s]) * rate) - 1
             log = pushes[f"{m}_{s}"]
             k = int(np.searchsorted(log[:, 0], last))
             push = max(push, log[min(k, len(log) - 1), 1])
@@ -287,15 +284,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--hop", type=float, default=1.0, help="seconds between windows")
     parser.add_argument("--prefix", default="B")
+    parser.add_argument(
+        "--stagger",
+        action="store_true",
+        help="start session s s*hop/sessions later (default: all windows due at once)",
+    )
+    parser.add_argument("--offset", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.role == "pusher":
-        run_pusher(args.prefix, args.sessions, args.seconds, args.out)
+        run_pusher(args.prefix, args.sessions, args.seconds, args.out, args.offset)
     elif args.role == "subscriber":
         run_subscriber(args.port, args.out, args.seconds)
     else:
-        print(json.dumps(orchestrate(args.sessions, args.seconds, args.hop), indent=1))
+        result = orchestrate(args.sessions, args.seconds, args.hop, args.stagger)
+        print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

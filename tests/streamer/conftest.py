@@ -178,15 +178,23 @@ def monitor_config(tmp_path: Path, prefix: str, session: str, port: int | None, 
 
 
 def start_monitor(config: Path, lsl_env: dict, *args: str) -> subprocess.Popen:
-    """The monitor CLI in a child process where torch is unimportable."""
-    return subprocess.Popen(
+    """The monitor CLI in a child process where torch is unimportable.
+
+    Its output goes to a file beside ``config`` (a pipe could fill and stall it);
+    :func:`stop` returns it.
+    """
+    output = config.with_suffix(".out")
+    handle = output.open("w")
+    proc = subprocess.Popen(
         [sys.executable, str(NO_TORCH_MAIN), "monitor", "--config", str(config), *args],
         env={**lsl_env, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
+        stdout=handle,
         stderr=subprocess.STDOUT,
         cwd=REPO,
-        text=True,
     )
+    handle.close()
+    proc.output_path = output  # type: ignore[attr-defined]
+    return proc
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> str:
@@ -198,6 +206,9 @@ def stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
+    path = getattr(proc, "output_path", None)
+    if path is not None:
+        return path.read_text(errors="replace")
     if isinstance(out, bytes):
         out = out.decode(errors="replace")
     return out or ""

@@ -55,7 +55,8 @@ def test_monitor_scores_a_live_session_to_mqtt_lsl_and_the_log(tmp_path, broker,
                 break
             lsl_samples.extend(samples)
             lsl_stamps.extend(stamps)
-        out = mon.communicate(timeout=60)[0]
+        mon.wait(60)
+        out = stop(mon)
         assert mon.returncode == 0, out
     finally:
         stop(mon)
@@ -239,7 +240,8 @@ def test_monitor_says_which_stream_is_missing(tmp_path, lsl_env):
         tmp_path, unique("NONE"), unique("s"), None, **{"streams.resolve_timeout_s": 2.0}
     )
     mon = start_monitor(config, lsl_env)
-    out = stop(mon, 60) if mon.wait(60) is None else mon.communicate()[0]
+    mon.wait(60)
+    out = stop(mon)
     assert mon.returncode == 2, out
     assert "No LSL EEG stream matching name=" in out and "Fix:" in out, out
     assert "Traceback" not in out
