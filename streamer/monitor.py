@@ -123,6 +123,7 @@ class Monitor:
         self.outlet: ScoreOutlet | None = None
         self.engine: InferenceEngine | None = None
         self.windows_emitted = 0
+        self._in_flight: asyncio.Future | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -172,6 +173,9 @@ class Monitor:
                 await self._run_tasks()
             except ExceptionGroup as group:  # the first failure of a task, as itself
                 raise _first_leaf(group) from None
+            finally:
+                if self._in_flight is not None and not self._in_flight.done():
+                    await self._in_flight
             await self._finish()
         return MonitorResult(self.windows_emitted, self.summary.usable, path)
 
@@ -324,10 +328,10 @@ class Monitor:
             stages["publish"] = self._publish_ms
             if last_sample is not None:
                 stages["total"] = 1000 * (self.clock() - last_sample)
-            self.summary.add(
-                window.phase.phase, None if scores is None else float(scores.probability[0])
-            )
-            await self._publish(window, scores, stages)
+            # once a score goes out it also reaches the log and the counts: a stop (Ctrl-C,
+            # --duration) waits for the window in flight instead of cutting it in half
+            self._in_flight = asyncio.ensure_future(self._publish(window, scores, stages))
+            await asyncio.shield(self._in_flight)
 
     async def _publish(self, window: LiveWindow, scores, stages: dict) -> None:
         started = time.perf_counter()
@@ -350,6 +354,9 @@ class Monitor:
         if self.mqtt is not None:
             self.mqtt.enqueue("score", text.encode())
         await self.log.append(text)
+        self.summary.add(
+            window.phase.phase, None if scores is None else float(scores.probability[0])
+        )
         if self.mqtt is not None:
             quality = quality_message(self.ident, window, self.eeg_channels, self._pair_names)
             self.mqtt.enqueue("quality", dumps(quality).encode(), qos=0)
