@@ -1,0 +1,107 @@
+"""The scheduler with a fake clock: late, lost and restarted streams never skip a window."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.io.stream_desc import StreamLayout
+from models.signals import NirsLayout
+from models.simulation.montage import EEG_CHANNELS, NIRS_WAVELENGTHS, nirs_pairs
+from models.windows import SignalParams
+from streamer.lsl_reader import Chunk, StreamDescription
+from streamer.phase import PhaseTracker
+from streamer.scheduler import WindowScheduler
+from streamer.stream_buffer import ModalityBuffer
+
+RATES = {"eeg": 500.0, "nirs": 10.0}
+
+
+def _description(role: str) -> StreamDescription:
+    if role == "eeg":
+        labels = tuple(EEG_CHANNELS)
+        nirs = None
+    else:
+        labels = tuple(f"{p.name} {w:g}" for p in nirs_pairs() for w in NIRS_WAVELENGTHS)
+        nirs = NirsLayout.from_labels(labels, distances_m=np.full(len(labels), 0.03))
+    layout = StreamLayout(
+        labels, ("",) * len(labels), tuple(range(len(labels))), None, np.ones(len(labels)), nirs
+    )
+    return StreamDescription(
+        role, role.upper(), role, "test", RATES[role], len(labels), False, layout
+    )
+
+
+class FakeSession:
+    """Two buffers fed with noise in 100 ms chunks on a clock the test moves."""
+
+    def __init__(self):
+        params = SignalParams()
+        self.buffers = {
+            "eeg": ModalityBuffer("eeg", params, tuple(EEG_CHANNELS), keep_s=40.0),
+            "nirs": ModalityBuffer("nirs", params, (), keep_s=40.0),
+        }
+        self.scheduler = WindowScheduler(
+            params,
+            self.buffers["eeg"],
+            self.buffers["nirs"],
+            PhaseTracker(),
+            hop_s=1.0,
+            warmup_s=2.0,
+            max_wait_s=2.0,
+        )
+        self.rng = np.random.default_rng(0)
+        self.segment = {"eeg": 0, "nirs": 0}
+        self.sent = {"eeg": 0, "nirs": 0}
+        self.t0 = {"eeg": 100.0, "nirs": 100.0}
+        self.now = 100.0
+        self.windows = []
+        for role in RATES:
+            self.restart(role, 100.0)
+
+    def restart(self, role: str, t: float) -> None:
+        self.segment[role] += 1
+        self.sent[role] = 0
+        self.t0[role] = t
+        self.buffers[role].start_segment(self.segment[role], _description(role))
+
+    def advance(self, seconds: float, silent: tuple[str, ...] = ()) -> None:
+        for _ in range(round(seconds * 10)):
+            self.now += 0.1
+            for role, rate in RATES.items():
+                due = round((self.now - self.t0[role]) * rate)
+                n = due - self.sent[role]
+                if role in silent or n <= 0:
+                    continue
+                width = len(_description(role).layout.labels)
+                data = self.rng.standard_normal((n, width)) * (10 if role == "eeg" else 0.01) + (
+                    0 if role == "eeg" else 1.0
+                )
+                stamps = self.t0[role] + np.arange(self.sent[role], due) / rate
+                self.buffers[role].add(Chunk(role, self.segment[role], data, stamps, self.now))
+                self.sent[role] = due
+            self.windows.extend(self.scheduler.poll(self.now))
+
+
+def test_a_silent_stream_yields_late_windows_and_scoring_resumes_after_a_restart():
+    s = FakeSession()
+    s.advance(20.0)
+    assert [w.seq for w in s.windows] == list(range(len(s.windows)))
+    n_before = len(s.windows)
+    assert n_before >= 6 and all("eeg_late" not in w.reasons for w in s.windows)
+    s.advance(6.0, silent=("eeg",))  # the EEG outlet stops sending
+    late = s.windows[n_before:]
+    assert late and all("eeg_late" in w.reasons for w in late), [w.reasons for w in late]
+    assert all(w.t_end <= s.now - 2.0 + 1e-9 for w in late), "emitted before max_wait passed"
+    s.buffers["eeg"].mark_lost()
+    s.advance(3.0, silent=("eeg",))
+    assert "eeg_lost" in s.windows[-1].reasons
+    s.restart("eeg", s.now)
+    s.advance(20.0)
+    reasons = [w.reasons for w in s.windows]
+    assert any("eeg_restart" in r for r in reasons)
+    stream_trouble = {"eeg_late", "eeg_lost", "eeg_restart", "eeg_incomplete", "eeg_gap", "warmup"}
+    assert not stream_trouble & set(reasons[-1]), reasons[-1]  # noise may fail the content gate
+    assert [w.seq for w in s.windows] == list(range(len(s.windows)))
+    ends = [w.t_end for w in s.windows]
+    assert np.allclose(np.diff(ends), 1.0), "the window grid must not move"
+    assert s.windows[-1].window is not None
