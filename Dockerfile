@@ -1,6 +1,6 @@
 # First version of the runtime image (finished in the "Ship it" issue): no torch, the
-# package and its runtime dependencies only. Today it runs the synthetic LSL patient;
-# the monitor becomes the default command once `neuroclip monitor` exists.
+# package and its runtime dependencies only (no torch). It runs `neuroclip monitor`; point
+# it at a broker with --broker mqtt://HOST:PORT or NEUROCLIP_MONITOR__MQTT__HOST.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -13,4 +13,4 @@ COPY configs ./configs
 RUN pip install . && useradd --create-home neuroclip
 USER neuroclip
 ENTRYPOINT ["neuroclip"]
-CMD ["simulate", "--live", "--config", "configs/simulate.yaml"]
+CMD ["monitor", "--config", "configs/monitor.yaml"]
