@@ -1,5 +1,5 @@
 # First version of the runtime image (finished in the "Ship it" issue): no torch, the
-# package and its runtime dependencies only (no torch). It runs `neuroclip monitor`; point
+# package and its runtime dependencies only. It runs `neuroclip monitor`; point
 # it at a broker with --broker mqtt://HOST:PORT or NEUROCLIP_MONITOR__MQTT__HOST.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
