@@ -1,0 +1,94 @@
+"""The dashboard's store and history: pure functions of the broker's messages."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+
+from dashboard.history import ScoreHistory, ScorePoint
+from dashboard.store import SnapshotStore
+from streamer.schema import SCORE_SCHEMA
+
+
+def _score(seq: int, usable: bool = True) -> dict:
+    message = {
+        "schema": "neuroclip.score/1",
+        "site": "room1",
+        "session": "S7",
+        "seq": seq,
+        "window": {"start": 100.0 + seq, "end": 110.0 + seq},
+        "usable": usable,
+        "score": 0.4 if usable else None,
+        "interval": [0.3, 0.6] if usable else None,
+        "distance_hc": 0.2 if usable else None,
+        "distance_ma": 0.5 if usable else None,
+        "smoothed": 0.41,
+        "quality": {
+            "usable": usable,
+            "reasons": [] if usable else ["rtms_train"],
+            "eeg": None,
+            "nirs": None,
+        },
+        "phase": "baseline",
+        "cue": None,
+        "model": {"name": "m", "sha256": "a" * 64},
+        "latency_ms": {k: 1.0 for k in ("ingest", "preprocess", "inference", "publish", "total")},
+        "emitted_unix": 1.0,
+    }
+    jsonschema.validate(message, SCORE_SCHEMA)  # the fixture is what the monitor sends
+    return message
+
+
+def _point(seq: int) -> ScorePoint:
+    return ScorePoint(float(seq), seq, 0.5, 0.4, 0.6, 0.5, True, "baseline", None)
+
+
+def test_a_four_hour_history_stays_bounded_and_keeps_every_window_counted():
+    history = ScoreHistory(recent=1800, max_older=1200)
+    for seq in range(14_400):
+        history.add(_point(seq))
+    points = history.points()
+    assert len(points) <= 1800 + 1200
+    assert history.count == 14_400 and sum(p.weight for p in points) == 14_400
+    ends = [p.t_end for p in points]
+    assert ends == sorted(ends) and ends[-1] == 14_399.0
+    assert all(p.weight == 1 for p in points[-1800:]), "recent windows stay at full resolution"
+
+
+def test_duplicates_from_qos1_are_ignored_and_since_gives_only_new_points():
+    history = ScoreHistory(recent=10, max_older=4)
+    for seq in (0, 1, 2, 2, 1, 3):
+        history.add(_point(seq))
+    assert [p.seq for p in history.points()] == [0, 1, 2, 3]
+    assert [p.seq for p in history.since(1)] == [2, 3]
+
+
+def test_the_store_folds_messages_per_session_and_ignores_garbage():
+    store = SnapshotStore()
+    prefix = "neuroclip/v1/room1/S7"
+    status = {"schema": "neuroclip.status/1", "state": "online"}
+    assert store.ingest(f"{prefix}/status", json.dumps(status))
+    for seq in range(5):
+        assert store.ingest(f"{prefix}/score", json.dumps(_score(seq, usable=seq != 2)))
+    assert not store.ingest(f"{prefix}/score", json.dumps(_score(4)))  # a duplicate
+    events = [("rtms/train_start", 120.0), ("rtms/train_end", 124.0), ("cue/drug", 130.0)]
+    for label, t in events:
+        event = {"schema": "neuroclip.event/1", "label": label, "time": t}
+        store.ingest(f"{prefix}/event", json.dumps(event))
+    for topic, payload in (
+        (f"{prefix}/score", b"not json"),
+        (f"{prefix}/score", json.dumps({"schema": "other/1"})),
+        ("neuroclip/v1/room1/S7/unknown", json.dumps(status)),
+        ("elsewhere/room1/S7/score", json.dumps(_score(9))),
+    ):
+        assert not store.ingest(topic, payload)
+    assert store.ignored == 4
+    [row] = store.sessions()
+    assert row["online"] and row["windows"] == 5 and row["key"] == "room1/S7"
+    view = store.session("room1/S7")
+    assert [p.usable for p in view.history.points()] == [True, True, False, True, True]
+    assert view.trains == [[120.0, 124.0]] and view.cues == [(130.0, "drug")]
+    store.ingest(f"{prefix}/status", json.dumps({**status, "state": "offline"}))
+    assert not store.sessions()[0]["online"]
+    assert view.online, "a copy handed to a callback does not change under it"
