@@ -89,6 +89,7 @@ class StreamHealth:
             "duplicates": self.duplicates,
             "reconnects": self.reconnects,
             "losses": self.losses,
+            "last_loss_reason": self.last_loss_reason or None,
             "clock_offset_ms": None
             if self.clock_offset_s is None
             else round(1000 * self.clock_offset_s, 3),

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,7 +81,6 @@ class Chunk:
     """Samples missing between the previous chunk and this one (from the counter)."""
     duplicates: int = 0
     """Samples dropped from this chunk because the counter had already seen them."""
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 ReaderEvent = SegmentStart | StreamLost | Chunk

@@ -13,7 +13,6 @@ the window is flagged ``gap``), which keeps index and time in step.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +86,6 @@ class ModalityBuffer:
         self._stamps = self._raw = self._out = None
         self._bad = self._gap = self._blanked = None
         self.last_stamp: float | None = None
-        self.last_preprocess_ms = 0.0
 
     @property
     def sfreq(self) -> float:
@@ -138,7 +136,6 @@ class ModalityBuffer:
     def add(self, chunk: Chunk) -> None:
         """Preprocess and store one chunk of the current segment."""
         assert self._chain is not None and self.segment is not None
-        started = time.perf_counter()
         data, stamps = np.asarray(chunk.data, float), chunk.stamps
         missing = chunk.gap_before
         has_counter = self.description.layout.counter_column is not None
@@ -176,7 +173,6 @@ class ModalityBuffer:
         self._gap.write(gap)
         self._stamps.write(stamps)
         self.last_stamp = float(stamps[-1])
-        self.last_preprocess_ms = 1000 * (time.perf_counter() - started)
 
     def _offsets(self, t_begin: float) -> tuple[int, int]:
         """Raw and model-rate start indices of a window starting at ``t_begin``.

@@ -63,7 +63,7 @@ def channels_from_xml(xml: str, count: int) -> list[dict[str, str]]:
         out.append(
             {k: "" if entry is None else (entry.findtext(k) or "").strip() for k in CHANNEL_FIELDS}
         )
-    return _label_defaults(out)
+    return out
 
 
 def _label_defaults(channels: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -6,6 +6,8 @@ the window's end on the monitor's LSL clock, so scores line up with the data the
 
 from __future__ import annotations
 
+from streamer.schema import SCORE_FORMAT
+
 SCORE_STREAM_TYPE = "NeuroCLIPScore"
 
 
@@ -26,7 +28,7 @@ class ScoreOutlet:
             self.name, SCORE_STREAM_TYPE, 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, self.source_id
         )
         desc = info.desc()
-        desc.append_child_value("schema", "neuroclip.score/1")
+        desc.append_child_value("schema", SCORE_FORMAT)
         desc.append_child_value("model_sha256", self._model)
         desc.append_child("channels").append_child("channel").append_child_value(
             "label", "score_json"

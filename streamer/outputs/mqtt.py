@@ -20,6 +20,7 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 
+from models.errors import ConfigError
 from streamer.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ def read_password(cfg: MqttConfig) -> str | None:
     if cfg.password is not None:
         return cfg.password
     if cfg.password_file is not None:
-        from models.errors import ConfigError
-
         try:
             return cfg.password_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
