@@ -13,15 +13,23 @@ from models.errors import NeuroclipError
 
 
 class StreamNotFoundError(NeuroclipError):
-    """No LSL stream matched the configuration within the resolve timeout."""
+    """No LSL stream matched the configuration within the resolve timeout.
 
-    def __init__(self, role: str, match: str, timeout_s: float):
-        self.role = role
-        self.match = match
+    ``missing`` maps each role that did not appear (``eeg``, ``nirs``, ``markers``) to the
+    match it was looked for with, so one refusal names every missing stream at once.
+    """
+
+    def __init__(self, missing: dict[str, str], timeout_s: float):
+        self.missing = dict(missing)
+        lines = [
+            f"No LSL {role.upper()} stream matching {match} appeared within {timeout_s:g} s."
+            for role, match in self.missing.items()
+        ]
+        sections = ", ".join(f"streams.{role}" for role in self.missing)
         super().__init__(
-            f"No LSL {role.upper()} stream matching {match} appeared within {timeout_s:g} s.",
+            " ".join(lines),
             fix=f"start the acquisition software (or 'neuroclip simulate --live'), check "
-            f"streams.{role} in the monitor configuration, and check that LSL discovery "
+            f"{sections} in the monitor configuration, and check that LSL discovery "
             "reaches the device (LSLAPICFG, firewall, same network).",
         )
 

@@ -143,7 +143,7 @@ class LslReader:
         if self.error is not None:
             raise self.error
         if not found or self.description is None:
-            raise StreamNotFoundError(self.role, self.match.describe(), timeout_s)
+            raise StreamNotFoundError({self.role: self.match.describe()}, timeout_s)
         return self.description
 
     # ------------------------------------------------------------------ thread side

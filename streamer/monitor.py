@@ -24,6 +24,7 @@ from models.errors import BundleError, NeuroclipError
 from models.settings import from_mapping
 from models.windows import SignalParams, nirs_out_names
 from streamer.config import MonitorConfig
+from streamer.errors import StreamNotFoundError
 from streamer.health import LatencyStats, StreamHealth
 from streamer.inference import InferenceEngine
 from streamer.lsl_reader import (
@@ -190,16 +191,23 @@ class Monitor:
 
     async def _wait_for_streams(self, readers: dict[str, LslReader]) -> None:
         timeout = self.cfg.streams.resolve_timeout_s
-        eeg, nirs = await asyncio.gather(
-            readers["eeg"].wait_connected(timeout), readers["nirs"].wait_connected(timeout)
+        roles = ["eeg", "nirs"] + (["markers"] if self.cfg.streams.markers_required else [])
+        results = await asyncio.gather(
+            *(readers[role].wait_connected(timeout) for role in roles), return_exceptions=True
         )
-        if self.cfg.streams.markers_required:
-            await readers["markers"].wait_connected(timeout)
+        missing: dict[str, str] = {}
+        for result in results:
+            if isinstance(result, StreamNotFoundError):
+                missing.update(result.missing)
+            elif isinstance(result, BaseException):
+                raise result
+        if missing:
+            raise StreamNotFoundError(missing, timeout)
         await asyncio.sleep(0)  # let the connection events run
         if self._fatal is not None:
             raise self._fatal
-        self._check_stream("eeg", eeg)
-        self._check_stream("nirs", nirs)
+        self._check_stream("eeg", results[0])
+        self._check_stream("nirs", results[1])
 
     def _check_stream(self, role: str, description: StreamDescription) -> None:
         """Refuse a stream that does not fit the bundle (channels, rate, fNIRS pair order)."""

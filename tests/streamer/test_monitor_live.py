@@ -243,5 +243,8 @@ def test_monitor_says_which_stream_is_missing(tmp_path, lsl_env):
     mon.wait(60)
     out = stop(mon)
     assert mon.returncode == 2, out
-    assert "No LSL EEG stream matching name=" in out and "Fix:" in out, out
+    # Both streams are missing: one refusal names both, whichever timed out first.
+    assert "No LSL EEG stream matching name=" in out, out
+    assert "No LSL NIRS stream matching name=" in out, out
+    assert "streams.eeg, streams.nirs" in out and "Fix:" in out, out
     assert "Traceback" not in out
