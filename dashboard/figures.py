@@ -8,85 +8,155 @@ is never redrawn per tick. Trace order is fixed (:data:`SCORE_TRACES`) because
 
 from __future__ import annotations
 
-import math
+from datetime import datetime
 
 import plotly.graph_objects as go
 
 from dashboard.history import ScorePoint
 from dashboard.store import SessionView
 
-SCORE_TRACES = ("interval_high", "interval_low", "score", "smoothed", "unusable")
+SCORE_TRACES = (
+    "interval_high",
+    "interval_low",
+    "score",
+    "smoothed",
+    "unusable",
+    "trains",
+    "drug_cues",
+    "neutral_cues",
+)
 """Indices of the traces :func:`score_extension` extends, in order."""
 MAX_POINTS = 20_000
 """``extendData``'s cap per trace: older points leave the browser beyond it."""
+_CUE_TRACE = {"drug": "drug_cues", "neutral": "neutral_cues"}
 
 
-def _columns(points: list[ScorePoint]) -> dict[str, list]:
+def wall_clock(t: float, offset: float | None) -> str:
+    """A monitor LSL time as local wall-clock text Plotly reads as a date (ms precision)."""
+    stamp = datetime.fromtimestamp(t + (offset or 0.0))
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _columns(
+    points: list[ScorePoint],
+    offset: float | None,
+    trains: list[tuple[float, float]],
+    cues: list[tuple[float, str]],
+) -> dict[str, tuple[list, list]]:
+    def clock(t: float) -> str:
+        return wall_clock(t, offset)
+
     usable = [p for p in points if p.usable and p.score is not None]
     unusable = [p for p in points if not p.usable]
-    return {
-        "interval_high": ([p.t_end for p in usable], [p.high for p in usable]),
-        "interval_low": ([p.t_end for p in usable], [p.low for p in usable]),
-        "score": ([p.t_end for p in usable], [p.score for p in usable]),
-        "smoothed": ([p.t_end for p in points], [p.smoothed for p in points]),
-        "unusable": ([p.t_end for p in unusable], [0.0] * len(unusable)),
+    usable_x = [clock(p.t_end) for p in usable]
+    columns: dict[str, tuple[list, list]] = {
+        "interval_high": (usable_x, [p.high for p in usable]),
+        "interval_low": (usable_x, [p.low for p in usable]),
+        "score": (usable_x, [p.score for p in usable]),
+        "smoothed": ([clock(p.t_end) for p in points], [p.smoothed for p in points]),
+        "unusable": ([clock(p.t_end) for p in unusable], [0.0] * len(unusable)),
+        "trains": ([], []),
+        "drug_cues": ([], []),
+        "neutral_cues": ([], []),
     }
+    for start, end in trains:  # one closed polygon per train; None separates them
+        a, b = clock(start), clock(end)
+        columns["trains"][0].extend([a, a, b, b, a, None])
+        columns["trains"][1].extend([0, 1, 1, 0, 0, None])
+    for t, kind in cues:  # one vertical segment per cue
+        name = _CUE_TRACE.get(kind)
+        if name is not None:
+            columns[name][0].extend([clock(t), clock(t), None])
+            columns[name][1].extend([0, 1, None])
+    return columns
 
 
-def score_figure(view: SessionView, hc_band: tuple[float, float] | None = None) -> go.Figure:
+_STYLES: dict[str, dict] = {
+    "interval_high": {"mode": "lines", "line": {"width": 0}, "showlegend": False},
+    "interval_low": {
+        "mode": "lines",
+        "line": {"width": 0},
+        "fill": "tonexty",
+        "fillcolor": "rgba(31,119,180,0.2)",
+        "name": "interval",
+    },
+    "score": {"mode": "markers", "marker": {"size": 4, "color": "#1f77b4"}, "name": "score"},
+    "smoothed": {"mode": "lines", "line": {"color": "#d62728", "width": 2}, "name": "smoothed"},
+    "unusable": {
+        "mode": "markers",
+        "marker": {"symbol": "line-ns-open", "size": 10, "color": "#7f7f7f"},
+        "name": "unusable window",
+    },
+    "trains": {
+        "mode": "lines",
+        "fill": "toself",
+        "fillcolor": "rgba(255,127,14,0.25)",
+        "line": {"width": 0},
+        "name": "rTMS train",
+        "hoverinfo": "skip",
+    },
+    "drug_cues": {
+        "mode": "lines",
+        "line": {"color": "#9467bd", "dash": "dot"},
+        "name": "drug cue",
+        "hoverinfo": "skip",
+    },
+    "neutral_cues": {
+        "mode": "lines",
+        "line": {"color": "#8c564b", "dash": "dot"},
+        "name": "neutral cue",
+        "hoverinfo": "skip",
+    },
+}
+_WEBGL = {"score", "smoothed", "unusable"}
+"""Traces drawn with WebGL; the interval band, trains and cues need SVG (WebGL draws no fills).
+The page keeps every trace short by redrawing from the decimated history now and then
+(see ``REDRAW_AFTER`` in :mod:`dashboard.app`)."""
+
+
+def score_figure(view: SessionView) -> go.Figure:
     """The live score of one session: interval band, score, smoothed score, the healthy
-    control band, rTMS trains shaded, cues marked and unusable windows as grey ticks."""
-    columns = _columns(view.history.points())
+    control band, rTMS trains shaded, drug and neutral cues marked, unusable windows as
+    grey ticks. The x axis is the wall-clock time of each window's end."""
+    columns = _columns(view.history.points(), view.clock_offset, view.closed_trains(), view.cues)
     fig = go.Figure()
-    styles = {
-        "interval_high": {"mode": "lines", "line": {"width": 0}, "showlegend": False},
-        "interval_low": {
-            "mode": "lines",
-            "line": {"width": 0},
-            "fill": "tonexty",
-            "fillcolor": "rgba(31,119,180,0.2)",
-            "name": "interval",
-        },
-        "score": {"mode": "markers", "marker": {"size": 4, "color": "#1f77b4"}, "name": "score"},
-        "smoothed": {"mode": "lines", "line": {"color": "#d62728", "width": 2}, "name": "smoothed"},
-        "unusable": {
-            "mode": "markers",
-            "marker": {"symbol": "line-ns-open", "size": 10, "color": "#7f7f7f"},
-            "name": "unusable window",
-        },
-    }
     for name in SCORE_TRACES:
         x, y = columns[name]
-        fig.add_trace(go.Scattergl(x=x, y=y, **styles[name]))
-    if hc_band is not None and all(v is not None for v in hc_band):
+        trace = go.Scattergl if name in _WEBGL else go.Scatter
+        fig.add_trace(trace(x=x, y=y, **_STYLES[name]))
+    band = view.hc_band
+    if band is not None:
         fig.add_hrect(
-            y0=hc_band[0],
-            y1=hc_band[1],
+            y0=band[0],
+            y1=band[1],
             fillcolor="rgba(44,160,44,0.12)",
             line_width=0,
             annotation_text="healthy controls (5-95 %)",
             annotation_position="top left",
         )
-    for start, end in view.trains:
-        stop = end if not math.isnan(end) else start + 4.0
-        fig.add_vrect(x0=start, x1=stop, fillcolor="rgba(255,127,14,0.25)", line_width=0)
-    for t, kind in view.cues:
-        fig.add_vline(x=t, line_dash="dot", line_color="#9467bd" if kind == "drug" else "#8c564b")
     fig.update_layout(
-        yaxis={"range": [0, 1], "title": "MA-likeness"},
-        xaxis={"title": "LSL time (s)"},
-        margin={"l": 50, "r": 10, "t": 10, "b": 40},
+        yaxis={"range": [0, 1], "title": "MA-likeness (calibrated)", "fixedrange": True},
+        xaxis={"title": "window end (local time)", "type": "date"},
+        margin={"l": 60, "r": 10, "t": 10, "b": 40},
         uirevision=view.key,
-        legend={"orientation": "h"},
+        legend={"orientation": "h", "y": -0.2},
+        height=380,
     )
     return fig
 
 
-def score_extension(points: list[ScorePoint]) -> tuple[dict, list[int], int] | None:
-    """``(data, trace_indices, max_points)`` for Dash's ``extendData``; None if no points."""
-    if not points:
+def score_extension(
+    points: list[ScorePoint],
+    offset: float | None,
+    trains: list[tuple[float, float]] = (),
+    cues: list[tuple[float, str]] = (),
+) -> tuple[dict, list[int], int] | None:
+    """``(data, trace_indices, max_points)`` for Dash's ``extendData``: new points, newly
+    closed trains and new cues appended to the traces :func:`score_figure` drew. None when
+    there is nothing new."""
+    if not (points or trains or cues):
         return None
-    columns = _columns(points)
+    columns = _columns(points, offset, list(trains), list(cues))
     data = {
         "x": [columns[name][0] for name in SCORE_TRACES],
         "y": [columns[name][1] for name in SCORE_TRACES],

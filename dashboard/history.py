@@ -96,6 +96,10 @@ class ScoreHistory:
         """Points for windows after ``seq`` that are still held at full resolution."""
         return [p for p in self._recent if p.seq > seq]
 
+    def first_recent_seq(self) -> int | None:
+        """The oldest sequence number still held at full resolution."""
+        return self._recent[0].seq if self._recent else None
+
     def copy(self) -> ScoreHistory:
         """An independent copy (points are immutable and shared)."""
         other = ScoreHistory(self.recent, self.max_older)

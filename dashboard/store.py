@@ -11,6 +11,8 @@ or format is unknown, are counted and ignored: one bad publisher must not stop t
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -25,6 +27,8 @@ FORMATS = {
     "event": "neuroclip.event/1",
     "summary": "neuroclip.summary/1",
 }
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Site and session ids are plain tokens (the monitor refuses anything else)."""
 
 
 @dataclass
@@ -40,6 +44,10 @@ class SessionView:
     trains: list[list[float]] = field(default_factory=list)
     """``[start, end]`` of rTMS trains on the monitor's LSL clock (end NaN while open)."""
     cues: list[tuple[float, str]] = field(default_factory=list)
+    last_score: dict | None = None
+    """The newest score message (its per-modality quality feeds the quality panel)."""
+    clock_offset: float | None = None
+    """Wall clock minus the monitor's LSL clock, from the first message with both."""
 
     @property
     def key(self) -> str:
@@ -50,6 +58,32 @@ class SessionView:
     def online(self) -> bool:
         """Whether the monitor's retained status says it is running."""
         return bool(self.status) and self.status.get("state") not in (None, "offline")
+
+    @property
+    def hc_band(self) -> tuple[float, float] | None:
+        """The healthy-control score band of the monitor's model, from its status."""
+        band = ((self.status or {}).get("reference") or {}).get("hc_band") or []
+        if len(band) == 2 and all(isinstance(v, (int, float)) for v in band):
+            return float(band[0]), float(band[1])
+        return None
+
+    def closed_trains(self) -> list[tuple[float, float]]:
+        """rTMS trains whose end marker has arrived, in order."""
+        return [(s, e) for s, e in self.trains if not math.isnan(e)]
+
+
+@dataclass(frozen=True)
+class SessionDelta:
+    """What is new in a session since a page last looked (see :meth:`SnapshotStore.delta`)."""
+
+    points: list[ScorePoint]
+    """Full-resolution points after the page's last sequence number."""
+    first_recent_seq: int | None
+    """Oldest sequence number still held at full resolution (None: no points yet)."""
+    closed_trains: list[tuple[float, float]]
+    cues: list[tuple[float, str]]
+    hc_band: tuple[float, float] | None
+    clock_offset: float | None
 
 
 class SnapshotStore:
@@ -69,7 +103,7 @@ class SnapshotStore:
         if len(parts) != len(root) + 3 or parts[: len(root)] != root:
             return self._ignore()
         site, session, kind = parts[len(root) :]
-        if kind not in KINDS:
+        if kind not in KINDS or not _ID.match(site) or not _ID.match(session):
             return self._ignore()
         try:
             message = json.loads(payload)
@@ -100,6 +134,9 @@ class SnapshotStore:
             self._event(view, message)
         else:
             interval = message.get("interval") or [None, None]
+            view.last_score = message
+            if view.clock_offset is None:
+                view.clock_offset = _offset(message.get("emitted_unix"), message["window"]["end"])
             return view.history.add(
                 ScorePoint(
                     t_end=float(message["window"]["end"]),
@@ -118,6 +155,8 @@ class SnapshotStore:
     @staticmethod
     def _event(view: SessionView, message: dict) -> None:
         label, t = message.get("label"), float(message.get("time", 0.0))
+        if view.clock_offset is None:
+            view.clock_offset = _offset(message.get("emitted_unix"), t)
         if label == "rtms/train_start":
             view.trains.append([t, float("nan")])
         elif label == "rtms/train_end" and view.trains and view.trains[-1][1] != view.trains[-1][1]:
@@ -126,11 +165,12 @@ class SnapshotStore:
             view.cues.append((t, label[4:]))
 
     def sessions(self) -> list[dict]:
-        """One row per session seen: key, site, session, online, state, windows, last score."""
+        """One row per session seen, sorted by key: key, site, session, online, state,
+        windows, the newest score, smoothed score and phase, and the retained summary."""
         with self._lock:
             rows = []
             for key, view in sorted(self._sessions.items()):
-                points = view.history.points()
+                last = view.last_score or {}
                 rows.append(
                     {
                         "key": key,
@@ -138,8 +178,14 @@ class SnapshotStore:
                         "session": view.session,
                         "online": view.online,
                         "state": (view.status or {}).get("state", "unknown"),
-                        "windows": view.history.count,
-                        "last_score": points[-1].score if points else None,
+                        "windows": ((view.status or {}).get("windows") or {}).get(
+                            "emitted", view.history.count
+                        ),
+                        "last_score": last.get("score"),
+                        "smoothed": last.get("smoothed"),
+                        "phase": last.get("phase"),
+                        "summary": view.summary,
+                        "hc_median": ((view.status or {}).get("reference") or {}).get("hc_median"),
                     }
                 )
             return rows
@@ -159,4 +205,26 @@ class SnapshotStore:
                 history=view.history.copy(),
                 trains=[list(t) for t in view.trains],
                 cues=list(view.cues),
+                last_score=view.last_score,
+                clock_offset=view.clock_offset,
             )
+
+    def delta(self, key: str, seq: int) -> SessionDelta | None:
+        """What a page that has drawn up to ``seq`` needs to extend its figure (cheap: no
+        copy of the whole history)."""
+        with self._lock:
+            view = self._sessions.get(key)
+            if view is None:
+                return None
+            return SessionDelta(
+                points=view.history.since(seq),
+                first_recent_seq=view.history.first_recent_seq(),
+                closed_trains=view.closed_trains(),
+                cues=list(view.cues),
+                hc_band=view.hc_band,
+                clock_offset=view.clock_offset,
+            )
+
+
+def _offset(wall: object, lsl_time: float) -> float | None:
+    return float(wall) - float(lsl_time) if isinstance(wall, (int, float)) else None

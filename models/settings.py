@@ -354,3 +354,24 @@ def _check_bounds(
     )
     if not ok:
         raise _invalid(key, f"{kind}{_bounds_text(meta)}", value, context)
+
+
+def read_secret(value: str | None, path: Path | None, *, key: str, env_var: str) -> str | None:
+    """A secret given inline (from the environment, preferably) or in a file, or None.
+
+    ``key`` is the dotted key of the file setting and ``env_var`` the variable that can
+    hold the secret itself; both name the fix when the file cannot be read. The secret is
+    never put into the message.
+    """
+    if value is not None:
+        return value
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read {key} {path}: {exc.strerror or exc}.",
+            key=key,
+            fix=f"point {key} at a readable file, or set {env_var}.",
+        ) from None

@@ -244,6 +244,27 @@ def _add_monitor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_monitor)
 
 
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.dashboarding import run_dashboard
+
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the live dashboard of every session on an MQTT broker",
+        description="Subscribe to neuroclip/v1/# on the broker and serve a page with every "
+        "session, its live score, signal quality, stream health and summary, on "
+        "http://127.0.0.1:8050/ unless configured. Basic auth from "
+        "NEUROCLIP_DASHBOARD__AUTH__USERNAME / __PASSWORD. Research software, not a medical "
+        "device.",
+    )
+    p.add_argument(
+        "--config", type=Path, help="YAML (default: embedded, as configs/dashboard.yaml)"
+    )
+    p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--host", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to serve on (default 8050)")
+    p.set_defaults(func=run_dashboard)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -260,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(sub)
     _add_model_commands(sub)
     _add_monitor(sub)
+    _add_dashboard(sub)
     return parser
 
 
@@ -268,10 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # the monitor reports its health at INFO; the other commands stay quiet by default
-    verbosity = args.verbose + (1 if args.command == "monitor" else 0)
+    verbosity = args.verbose + (1 if args.command in ("monitor", "dashboard") else 0)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command != "monitor":  # the live path never loads MNE
+    if args.command not in ("monitor", "dashboard"):  # the live path never loads MNE
         try:
             import mne
 

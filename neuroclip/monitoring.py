@@ -6,39 +6,12 @@ import argparse
 import asyncio
 import logging
 import sys
-from urllib.parse import urlsplit
 
-from models.errors import ConfigError
+from neuroclip.broker_url import broker_overrides
 
 logger = logging.getLogger(__name__)
 
 _SWITCH_INTERVAL_S = 0.0005
-
-
-def broker_overrides(url: str) -> dict[str, object]:
-    """``mqtt://host:port`` or ``mqtts://host:port`` as configuration overrides."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(
-            f"--broker {url!r} is not a broker URL.",
-            key="mqtt.host",
-            fix="write it as mqtt://HOST:PORT (or mqtts://HOST:PORT for TLS).",
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(
-            f"--broker {url!r} has an invalid port.",
-            key="mqtt.port",
-            fix="write it as mqtt://HOST:PORT with PORT between 1 and 65535.",
-        ) from None
-    tls = parts.scheme == "mqtts"
-    return {
-        "mqtt.host": parts.hostname,
-        "mqtt.port": port or (8883 if tls else 1883),
-        "mqtt.tls": tls,
-        "mqtt.enabled": True,
-    }
 
 
 def run_monitor(args: argparse.Namespace) -> int:
@@ -59,7 +32,8 @@ def run_monitor(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[key] = value
     if args.broker:
-        overrides.update(broker_overrides(args.broker))
+        overrides.update(broker_overrides(args.broker, "mqtt"))
+        overrides["mqtt.enabled"] = True
     if args.no_mqtt:
         overrides["mqtt.enabled"] = False
     cfg = load_config(MonitorConfig, args.config, name="monitor", overrides=overrides)

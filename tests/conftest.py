@@ -20,6 +20,17 @@ def recordings() -> Path:
     return RECORDINGS
 
 
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free loopback port, stopped after the test."""
+    from tests.live_parts import Broker
+
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
 @pytest.fixture(scope="session")
 def lsl_env() -> dict[str, str]:
     """Environment for subprocesses and inlets: LSL discovery on this machine only."""

@@ -20,7 +20,7 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 
-from models.errors import ConfigError
+from models.settings import read_secret
 from streamer.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -39,19 +39,12 @@ class Outbound:
 
 def read_password(cfg: MqttConfig) -> str | None:
     """The broker password from ``password`` or ``password_file`` (never logged)."""
-    if cfg.password is not None:
-        return cfg.password
-    if cfg.password_file is not None:
-        try:
-            return cfg.password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"Cannot read mqtt.password_file {cfg.password_file}: {exc.strerror or exc}.",
-                key="mqtt.password_file",
-                fix="point mqtt.password_file at a readable file, or set "
-                "NEUROCLIP_MONITOR__MQTT__PASSWORD.",
-            ) from None
-    return None
+    return read_secret(
+        cfg.password,
+        cfg.password_file,
+        key="mqtt.password_file",
+        env_var="NEUROCLIP_MONITOR__MQTT__PASSWORD",
+    )
 
 
 class MqttPublisher:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dashboard.figures import SCORE_TRACES, sci_strip, score_extension, score_figure
+from dashboard.figures import SCORE_TRACES, sci_strip, score_extension, score_figure, wall_clock
 from dashboard.history import ScorePoint
 from dashboard.store import SessionView
 
+OFFSET = 1_790_000_000.0  # wall clock minus LSL clock
 
-def _view() -> SessionView:
-    view = SessionView("room1", "S7")
+
+def _view(band: bool = True) -> SessionView:
+    view = SessionView("room1", "S7", clock_offset=OFFSET)
+    if band:
+        view.status = {"reference": {"hc_band": [0.01, 0.45], "hc_median": 0.1}}
     for seq in range(6):
         usable = seq != 3
         view.history.add(
@@ -24,31 +28,52 @@ def _view() -> SessionView:
                 None,
             )
         )
-    view.trains.append([112.5, float("nan")])
-    view.cues.append((111.0, "drug"))
+    view.trains.extend([[112.5, 114.5], [140.0, float("nan")]])
+    view.cues.extend([(111.0, "drug"), (111.5, "neutral"), (111.7, "unknown-kind")])
     return view
 
 
+def _x(*lsl_times: float) -> list[str]:
+    return [wall_clock(t, OFFSET) for t in lsl_times]
+
+
 def test_the_score_figure_separates_usable_and_unusable_windows():
-    fig = score_figure(_view(), hc_band=(0.01, 0.45))
+    fig = score_figure(_view())
     traces = {name: fig.data[i] for i, name in enumerate(SCORE_TRACES)}
-    assert list(traces["score"].x) == [110.0, 111.0, 112.0, 114.0, 115.0]
-    assert list(traces["unusable"].x) == [113.0]
+    assert list(traces["score"].x) == _x(110.0, 111.0, 112.0, 114.0, 115.0)
+    assert list(traces["interval_low"].y) == [0.2] * 5 and traces["interval_low"].fill == "tonexty"
+    assert list(traces["unusable"].x) == _x(113.0)
     assert len(traces["smoothed"].x) == 6
+    # the closed train is one polygon; the open one is not drawn until it ends
+    a, b = _x(112.5, 114.5)
+    assert list(traces["trains"].x) == [a, a, b, b, a, None]
+    assert list(traces["drug_cues"].x) == [*_x(111.0, 111.0), None]
+    assert list(traces["neutral_cues"].x) == [*_x(111.5, 111.5), None]
     shapes = fig.layout.shapes
-    assert any(s.type == "rect" and s.x0 == 112.5 for s in shapes), "rTMS train shaded"
     assert any(s.type == "rect" and s.y0 == 0.01 and s.y1 == 0.45 for s in shapes), "HC band"
-    assert any(s.type == "line" and s.x0 == 111.0 for s in shapes), "cue marked"
+
+
+def test_no_band_is_drawn_before_the_monitor_said_which():
+    assert not score_figure(_view(band=False)).layout.shapes
 
 
 def test_an_extension_appends_to_the_same_traces_the_figure_drew():
     view = _view()
     new = view.history.since(3)
-    data, indices, cap = score_extension(new)
+    data, indices, cap = score_extension(new, OFFSET, [(140.0, 144.0)], [(141.0, "drug")])
     assert indices == list(range(len(SCORE_TRACES))) and cap > 14_400
-    assert data["x"][SCORE_TRACES.index("score")] == [114.0, 115.0]
+    assert data["x"][SCORE_TRACES.index("score")] == _x(114.0, 115.0)
     assert data["x"][SCORE_TRACES.index("unusable")] == []
-    assert score_extension([]) is None
+    assert len(data["x"][SCORE_TRACES.index("trains")]) == 6
+    assert data["x"][SCORE_TRACES.index("drug_cues")] == [*_x(141.0, 141.0), None]
+    assert data["x"][SCORE_TRACES.index("neutral_cues")] == []
+    assert all(len(x) == len(y) for x, y in zip(data["x"], data["y"], strict=True))
+    assert score_extension([], OFFSET) is None
+
+
+def test_the_x_axis_is_local_wall_clock_with_milliseconds():
+    text = wall_clock(110.25, OFFSET)
+    assert text.endswith(".250") and len(text) == len("2026-11-23 16:40:05.250")
 
 
 def test_the_sci_strip_shows_every_pair():

@@ -92,3 +92,40 @@ def test_the_store_folds_messages_per_session_and_ignores_garbage():
     store.ingest(f"{prefix}/status", json.dumps({**status, "state": "offline"}))
     assert not store.sessions()[0]["online"]
     assert view.online, "a copy handed to a callback does not change under it"
+
+
+def test_ids_that_are_not_plain_tokens_are_ignored():
+    store = SnapshotStore()
+    bad = json.dumps(_score(0))
+    for topic in ("neuroclip/v1/room 1/S7/score", "neuroclip/v1/room1/Jane Doe/score"):
+        assert not store.ingest(topic, bad)
+    assert store.sessions() == [] and store.ignored == 2
+
+
+def test_a_delta_gives_what_a_page_needs_to_extend_its_figure():
+    store = SnapshotStore()
+    prefix = "neuroclip/v1/room1/S7"
+    status = {"schema": "neuroclip.status/1", "state": "online", "reference": {"hc_band": [0, 0.4]}}
+    store.ingest(f"{prefix}/status", json.dumps({**status, "windows": {"emitted": 42}}))
+    for seq in range(4):
+        store.ingest(f"{prefix}/score", json.dumps({**_score(seq), "emitted_unix": 1000.0 + seq}))
+    for label, t in (("rtms/train_start", 120.0), ("rtms/train_end", 124.0)):
+        store.ingest(
+            f"{prefix}/event",
+            json.dumps({"schema": "neuroclip.event/1", "label": label, "time": t}),
+        )
+    store.ingest(
+        f"{prefix}/event",
+        json.dumps({"schema": "neuroclip.event/1", "label": "rtms/train_start", "time": 150.0}),
+    )
+    delta = store.delta("room1/S7", 1)
+    assert [p.seq for p in delta.points] == [2, 3]
+    assert delta.first_recent_seq == 0
+    assert delta.closed_trains == [(120.0, 124.0)], "an open train is not drawn yet"
+    assert delta.hc_band == (0.0, 0.4)
+    # the first score fixes the wall clock: emitted_unix - window end
+    assert delta.clock_offset == 1000.0 - 110.0
+    assert store.delta("room1/none", 0) is None
+    [row] = store.sessions()
+    assert row["windows"] == 42, "the monitor's own count, not what this page saw"
+    assert row["last_score"] == 0.4 and row["phase"] == "baseline"

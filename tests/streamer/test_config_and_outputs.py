@@ -17,7 +17,7 @@ from streamer.outputs.mqtt import MqttPublisher
 from streamer.outputs.session_log import SessionLog
 from streamer.schema import SCORE_SCHEMA
 from tests.conftest import REPO
-from tests.streamer.conftest import free_port
+from tests.live_parts import free_port
 
 
 def test_committed_monitor_yaml_restates_the_embedded_defaults():

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from streamer.schema import SCORE_SCHEMA
-from tests.streamer.conftest import (
+from tests.live_parts import (
     Subscriber,
     monitor_config,
     read_log,

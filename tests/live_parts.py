@@ -1,4 +1,4 @@
-"""Real parts for the live-path tests: a Mosquitto broker, simulated LSL outlets, the monitor.
+"""Real parts for the live tests: a Mosquitto broker, simulated LSL outlets, the monitor.
 
 Each process is started by a fixture or helper and always stopped; names (LSL streams, MQTT
 sessions) are unique per test so that tests never see each other's streams or topics.
@@ -26,7 +26,7 @@ from tests.conftest import REPO
 
 # the monitor runs in a child process where torch cannot be imported: the proof that the
 # live path never needs it
-NO_TORCH_MAIN = Path(__file__).with_name("no_torch_main.py")
+NO_TORCH_MAIN = REPO / "tests" / "streamer" / "no_torch_main.py"
 
 
 def free_port() -> int:
@@ -73,14 +73,6 @@ class Broker:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 @dataclass

@@ -1,0 +1,180 @@
+"""Panels are pure functions of messages; what they say is what an operator reads."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from flask import Flask
+
+from dashboard import panels
+from dashboard.auth import require_basic_auth
+from dashboard.config import DashboardConfig
+from dashboard.feed import FeedSnapshot
+from models.errors import ConfigError
+from models.settings import load_config
+from neuroclip.broker_url import broker_overrides
+from tests.conftest import REPO
+
+
+def _text(component) -> str:
+    """Every string inside a Dash component tree."""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    if isinstance(component, (list, tuple)):
+        return " ".join(_text(c) for c in component)
+    children = getattr(component, "children", None)
+    return "" if children is None else _text(children)
+
+
+FEED_UP = FeedSnapshot("mqtt://127.0.0.1:1883", True, 0.0, None, 10, 0)
+
+
+def test_the_banner_is_hidden_while_connected_and_says_why_when_not():
+    assert panels.broker_banner(FEED_UP) == ("", "banner hidden")
+    down = FeedSnapshot("mqtt://b:1883", False, 0.0, "Not authorized", 10, 0)
+    text, css = panels.broker_banner(down)
+    assert "mqtt://b:1883 unreachable" in text and "Not authorized" in text and "alert" in css
+
+
+def test_the_quality_panel_names_bad_channels_and_pairs():
+    score = {
+        "seq": 7,
+        "quality": {
+            "usable": False,
+            "reasons": ["eeg_quality"],
+            "eeg": {"bad_fraction": 0.25, "bad_channels": ["Fp1", "T7"]},
+            "nirs": {"good_fraction": 0.5, "sci_median": 0.41, "bad_pairs": ["S1_D1"]},
+        },
+    }
+    quality = {
+        "eeg": {"channels": ["Fp1", "Fz", "T7"], "flags": {"flat": ["T7"], "noisy": ["Fp1"]}}
+    }
+    text = _text(panels.quality_panel(score, quality))
+    assert "Window 7: unusable: eeg_quality" in text
+    assert "25 % of channels bad: Fp1, T7" in text
+    assert "50 % of pairs coupled, median SCI 0.41; poor: S1_D1" in text
+    cells = panels._eeg_status(quality).children
+    assert [(c.children, c.className, c.title) for c in cells] == [
+        ("Fp1", "chan bad", "noisy"),
+        ("Fz", "chan good", "good"),
+        ("T7", "chan bad", "flat"),
+    ]
+    assert "No window" in _text(panels.quality_panel(None, None))
+
+
+def test_the_health_panel_shows_streams_latency_and_both_brokers():
+    status = {
+        "state": "degraded",
+        "emitted_unix": 0.0,
+        "streams": {
+            "eeg": {
+                "connected": False,
+                "stale": True,
+                "age_s": 12.5,
+                "rate_nominal": 500.0,
+                "rate_effective": 0.0,
+                "gaps": 2,
+                "missing_samples": 40,
+                "reconnects": 1,
+                "clock_offset_ms": -0.03,
+            },
+        },
+        "latency_ms": {"total": {"p50": 9.4, "p99": 28.4}},
+        "broker": {"enabled": True, "connected": True, "queued": 3, "dropped": 0},
+        "log": {"ok": False, "error": "No space left on device"},
+        "model": {"name": "m", "sha256": "ab" * 32, "providers": ["CPUExecutionProvider"]},
+    }
+    text = _text(panels.health_panel(status, FEED_UP))
+    assert "EEG stale 12.50 0.00 / 500 2 40 1 -0.03" in text
+    assert "9.4" in text and "28.4" in text
+    assert "3 queued" in text and "ERROR No space left on device" in text
+    assert "this page's broker: connected" in text
+
+
+def test_the_sessions_table_marks_state_and_selection():
+    rows = [
+        {
+            "key": "r/S1",
+            "site": "r",
+            "session": "S1",
+            "state": "offline",
+            "windows": 3,
+            "last_score": None,
+            "smoothed": 0.25,
+            "phase": None,
+        }
+    ]
+    table = panels.sessions_table(rows, "r/S1")
+    row = table.children[1].children[0]
+    assert row.id == "session-row-r-S1" and row.className == "selected"
+    assert "offline" in _text(row) and "0.25" in _text(row)
+    assert "No session" in _text(panels.sessions_table([], None))
+
+
+def test_basic_auth_refuses_without_and_with_wrong_credentials():
+    app = Flask("t")
+    app.add_url_rule("/", "index", lambda: "page")
+    require_basic_auth(app, "op", "s3cret")
+    client = app.test_client()
+
+    def get(user_pass: str | None):
+        headers = {}
+        if user_pass is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(user_pass.encode()).decode()
+        return client.get("/", headers=headers)
+
+    assert get(None).status_code == 401 and "Basic" in get(None).headers["WWW-Authenticate"]
+    assert get("op:wrong").status_code == 401 and get("other:s3cret").status_code == 401
+    assert get("op:s3cret").status_code == 200
+    bad = client.get("/", headers={"Authorization": "Basic !!not-base64"})
+    assert bad.status_code == 401
+
+
+def test_the_committed_dashboard_yaml_restates_the_defaults():
+    cfg = load_config(
+        DashboardConfig, REPO / "configs" / "dashboard.yaml", name="dashboard", environ={}
+    )
+    assert cfg == DashboardConfig()
+
+
+def test_a_page_on_the_network_needs_a_password(tmp_path):
+    with pytest.raises(ConfigError, match=r"http\.host"):
+        load_config(
+            DashboardConfig,
+            None,
+            name="dashboard",
+            environ={"NEUROCLIP_DASHBOARD__HTTP__HOST": "0.0.0.0"},
+        )
+    with pytest.raises(ConfigError, match=r"auth\.password"):
+        load_config(
+            DashboardConfig,
+            None,
+            name="dashboard",
+            environ={"NEUROCLIP_DASHBOARD__AUTH__USERNAME": "op"},
+        )
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    cfg = load_config(
+        DashboardConfig,
+        None,
+        name="dashboard",
+        environ={
+            "NEUROCLIP_DASHBOARD__HTTP__HOST": "0.0.0.0",
+            "NEUROCLIP_DASHBOARD__AUTH__USERNAME": "op",
+            "NEUROCLIP_DASHBOARD__AUTH__PASSWORD_FILE": str(secret),
+        },
+    )
+    assert cfg.auth.credentials() == ("op", "s3cret")
+
+
+def test_broker_urls_become_overrides_and_credentials_in_them_are_refused():
+    assert broker_overrides("mqtts://broker.lan", "broker") == {
+        "broker.host": "broker.lan",
+        "broker.port": 8883,
+        "broker.tls": True,
+    }
+    with pytest.raises(ConfigError, match="credentials"):
+        broker_overrides("mqtt://u:p@host:1883", "broker")
+    with pytest.raises(ConfigError, match="not a broker URL"):
+        broker_overrides("http://host", "mqtt")
