@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
 from dashboard import panels
 from dashboard.auth import require_basic_auth
@@ -93,6 +93,11 @@ def _layout(cfg: DashboardConfig) -> html.Div:
     )
 
 
+def _linked_session(search: str | None) -> str | None:
+    """The ``site/session`` of a ``?session=`` link, if any."""
+    return (parse_qs((search or "").lstrip("?")).get("session") or [None])[0]
+
+
 def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> Dash:
     """The Dash app over ``store``; ``feed`` says whether the broker is connected."""
     app = Dash(
@@ -111,22 +116,29 @@ def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> D
         Output("session-select", "options"),
         Output("session-select", "value"),
         Input("panel-tick", "n_intervals"),
-        Input("url", "search"),
         State("session-select", "value"),
+        State("url", "search"),
     )
-    def choose_session(_tick, search, current):
+    def list_sessions(_tick, current, search):
         rows = store.sessions()
-        keys = [r["key"] for r in rows]
         options = [{"label": f"{r['key']} ({r['state']})", "value": r["key"]} for r in rows]
-        wanted = (parse_qs((search or "").lstrip("?")).get("session") or [None])[0]
-        if wanted in keys and (current not in keys or ctx.triggered_id == "url"):
-            value = wanted
-        elif current in keys:
-            value = current
-        else:
-            online = [r["key"] for r in rows if r["online"]]
-            value = (online or keys or [None])[0]
-        return options, value
+        keys = [r["key"] for r in rows]
+        if current in keys:  # the operator's choice stands
+            return options, no_update
+        wanted = _linked_session(search)
+        if wanted in keys:
+            return options, wanted
+        online = [r["key"] for r in rows if r["online"]]
+        return options, (online or keys or [no_update])[0]
+
+    @app.callback(
+        Output("session-select", "value", allow_duplicate=True),
+        Input("url", "search"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def follow_link(search):
+        wanted = _linked_session(search)
+        return wanted if wanted in {r["key"] for r in store.sessions()} else no_update
 
     @app.callback(
         Output("sessions", "children"),

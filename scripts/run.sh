@@ -2,7 +2,8 @@
 # The main job on its embedded defaults: set up, stream one synthetic patient over LSL
 # (EEG, NIRS, Markers) and run `neuroclip monitor` on it with the default model. Scores go to
 # the session log (sessions/), an LSL score stream and, when Mosquitto is installed, to MQTT
-# on 127.0.0.1:1883 (a broker already listening there is used as it is). Ctrl-C stops all.
+# on 127.0.0.1:1883 (a broker already listening there is used as it is), where the live
+# dashboard (`neuroclip dashboard`) shows them on http://127.0.0.1:8050/. Ctrl-C stops all.
 # Extra arguments go to `neuroclip monitor` (e.g. --duration 120 --session S002).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,13 @@ else
 fi
 .venv/bin/neuroclip simulate --live --duration 86400 >/dev/null &
 pids+=($!)
+if [ ${#broker_args[@]} -eq 0 ]; then
+  if (exec 3<>/dev/tcp/127.0.0.1/8050) 2>/dev/null; then
+    echo "run.sh: port 8050 is taken; not starting the dashboard" >&2
+  else
+    .venv/bin/neuroclip dashboard >/dev/null 2>&1 &
+    pids+=($!)
+    echo "run.sh: live dashboard on http://127.0.0.1:8050/" >&2
+  fi
+fi
 .venv/bin/neuroclip monitor "${broker_args[@]}" "$@"

@@ -169,24 +169,24 @@ def monitor_config(tmp_path: Path, prefix: str, session: str, port: int | None, 
     return path
 
 
-def start_monitor(config: Path, lsl_env: dict, *args: str) -> subprocess.Popen:
-    """The monitor CLI in a child process where torch is unimportable.
-
-    Its output goes to a file beside ``config`` (a pipe could fill and stall it);
-    :func:`stop` returns it.
-    """
-    output = config.with_suffix(".out")
+def start_cli(argv: list[str], env: dict, output: Path) -> subprocess.Popen:
+    """A child process whose output goes to ``output`` (a pipe could fill and stall it);
+    :func:`stop` returns it."""
     handle = output.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(NO_TORCH_MAIN), "monitor", "--config", str(config), *args],
-        env={**lsl_env, "PYTHONPATH": str(REPO)},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
+    proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
     handle.close()
     proc.output_path = output  # type: ignore[attr-defined]
     return proc
+
+
+def start_monitor(config: Path, lsl_env: dict, *args: str) -> subprocess.Popen:
+    """The monitor CLI in a child process where torch is unimportable; its output goes to
+    a file beside ``config``."""
+    return start_cli(
+        [sys.executable, str(NO_TORCH_MAIN), "monitor", "--config", str(config), *args],
+        {**lsl_env, "PYTHONPATH": str(REPO)},
+        config.with_suffix(".out"),
+    )
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> str:

@@ -26,6 +26,7 @@ from tests.conftest import REPO
 from tests.live_parts import (
     free_port,
     monitor_config,
+    start_cli,
     start_monitor,
     start_simulator,
     stop,
@@ -37,6 +38,12 @@ USER, PASSWORD = "operator", "correct horse battery staple"
 _TRACE = "document.querySelector('#score-graph .js-plotly-plot')"
 
 
+def js_length(name: str) -> str:
+    """A JavaScript expression: points in the score figure's trace ``name`` (0 before it is
+    drawn: the graph starts with no traces)."""
+    return f"((({_TRACE} || {{}}).data || [])[{SCORE_TRACES.index(name)}]?.x?.length ?? 0)"
+
+
 def chromium() -> str:
     """Debian's Chromium; the test command installs it (scripts/system-deps.sh)."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,10 +53,7 @@ def chromium() -> str:
 
 
 def trace_length(page, name: str) -> int:
-    index = SCORE_TRACES.index(name)
-    return page.evaluate(
-        f"() => {{ const g = {_TRACE}; return g && g.data ? g.data[{index}].x.length : 0 }}"
-    )
+    return page.evaluate(f"() => {js_length(name)}")
 
 
 def wait_until(page, condition: str, timeout_s: float, what: str) -> None:
@@ -62,8 +66,8 @@ def wait_until(page, condition: str, timeout_s: float, what: str) -> None:
 
 
 def start_dashboard(broker_port: int, http_port: int, env: dict, out: Path) -> subprocess.Popen:
-    handle = out.open("w")
-    proc = subprocess.Popen(
+    """``neuroclip dashboard`` with basic auth, output to ``out``."""
+    return start_cli(
         [
             sys.executable,
             "-m",
@@ -74,18 +78,13 @@ def start_dashboard(broker_port: int, http_port: int, env: dict, out: Path) -> s
             "--port",
             str(http_port),
         ],
-        env={
+        {
             **env,
             "NEUROCLIP_DASHBOARD__AUTH__USERNAME": USER,
             "NEUROCLIP_DASHBOARD__AUTH__PASSWORD": PASSWORD,
         },
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
+        out,
     )
-    handle.close()
-    proc.output_path = out  # type: ignore[attr-defined]
-    return proc
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> int:
@@ -135,19 +134,18 @@ def test_an_operator_sees_the_session_live_in_chromium(tmp_path, broker, lsl_env
             page = context.new_page()
             page.goto(url)
 
-            wait_until(page, f"() => {_TRACE} && {_TRACE}.data", 30, "the score figure")
             row = page.locator("#session-row-lab-P01-pre")
             row.wait_for(timeout=30_000)
             wait_until(
                 page,
-                f"() => {_TRACE}.data[{SCORE_TRACES.index('score')}].x.length >= 3",
+                f"() => {js_length('score')} >= 3",
                 45,
                 "three scores",
             )
             first = trace_length(page, "score")
             wait_until(
                 page,
-                f"() => {_TRACE}.data[{SCORE_TRACES.index('score')}].x.length >= {first + 3}",
+                f"() => {js_length('score')} >= {first + 3}",
                 20,
                 "the score trace growing",
             )
@@ -172,20 +170,19 @@ def test_an_operator_sees_the_session_live_in_chromium(tmp_path, broker, lsl_env
             # an rTMS train is shaded once it ends, its windows drawn as unusable; a cue marked
             wait_until(
                 page,
-                f"() => {_TRACE}.data[{SCORE_TRACES.index('trains')}].x.length >= 6",
+                f"() => {js_length('trains')} >= 6",
                 40,
                 "an rTMS train shaded",
             )
             wait_until(
                 page,
-                f"() => {_TRACE}.data[{SCORE_TRACES.index('unusable')}].x.length >= 1",
+                f"() => {js_length('unusable')} >= 1",
                 20,
                 "unusable windows",
             )
-            cues = [SCORE_TRACES.index("drug_cues"), SCORE_TRACES.index("neutral_cues")]
             wait_until(
                 page,
-                f"() => {_TRACE}.data[{cues[0]}].x.length + {_TRACE}.data[{cues[1]}].x.length >= 3",
+                f"() => {js_length('drug_cues')} + {js_length('neutral_cues')} >= 3",
                 40,
                 "a cue marked",
             )
@@ -203,8 +200,7 @@ def test_an_operator_sees_the_session_live_in_chromium(tmp_path, broker, lsl_env
             banner.wait_for(state="hidden", timeout=30_000)
             wait_until(
                 page,
-                f"() => {_TRACE}.data[{SCORE_TRACES.index('score')}].x.length + "
-                f"{_TRACE}.data[{SCORE_TRACES.index('unusable')}].x.length >= {before + 3}",
+                f"() => {js_length('score')} + {js_length('unusable')} >= {before + 3}",
                 30,
                 "scores again after the broker came back",
             )
