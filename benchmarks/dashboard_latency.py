@@ -289,7 +289,9 @@ def main() -> None:
                         "'#score-graph .js-plotly-plot').layout.uirevision, "
                         f"{SCORE_POINTS}, document.querySelector('#session-select').innerText]"
                     )
-                    raise SystemExit(f"switch to {key} not drawn in 30 s; the page shows {shown}")
+                    raise SystemExit(
+                        f"switch to {key} not drawn in 30 s; the page shows {shown}"
+                    ) from None
                 switches.append((page.evaluate("() => performance.now()") - started) / 1000)
             page.close()
             print(
