@@ -9,6 +9,7 @@ scalp coupling index are zeroed in the model input rather than failing the windo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,10 +177,10 @@ def session_windows(
     nirs_bad = nirs_out.bad_in.any(axis=1)
     for i, t_end in enumerate(ends):
         t_begin = t_end - wp.window_s
-        e0 = round((t_begin - t0_eeg) * params.eeg.target_sfreq)
-        n0 = round((t_begin - t0_nirs) * params.nirs.target_sfreq)
         r0 = round((t_begin - t0_eeg) * eeg.sfreq)
         c0 = round((t_begin - t0_nirs) * nirs.sfreq)
+        e0 = model_index(r0, params.eeg.target_sfreq / eeg.sfreq)
+        n0 = model_index(c0, params.nirs.target_sfreq / nirs.sfreq)
         window = assemble_window(
             WindowSignals(
                 eeg=eeg_out.data[e0 : e0 + n_e],
@@ -200,6 +201,17 @@ def session_windows(
     return SessionWindows(
         out_eeg, out_nirs, ends, usable, reasons, sci_all, in_drug, meta=dict(recording.meta)
     )
+
+
+def model_index(raw_index: int, ratio: float) -> int:
+    """The model-rate sample where raw sample ``raw_index`` falls (``ratio`` = model rate /
+    raw rate), halves rounded up.
+
+    Derived from the integer raw index, never from a time, so that a window starting halfway
+    between two model-rate samples picks the same one offline and live, where timestamps
+    carry a few microseconds of clock-correction noise.
+    """
+    return math.floor(raw_index * ratio + 0.5)
 
 
 def overlaps(spans: np.ndarray, t_begin: float, t_end: float) -> bool:

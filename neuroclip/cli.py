@@ -244,6 +244,58 @@ def _add_monitor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_monitor)
 
 
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.scoring import run_score
+
+    p = sub.add_parser(
+        "score",
+        help="score a recorded session offline, exactly as the monitor would live",
+        description="Run a recorded session (an XDF file, a file MNE reads, or a BIDS session "
+        "folder such as ROOT/sub-01/ses-pre) through the monitor's own preprocessing, windows, "
+        "quality gate and ONNX model, as fast as the machine allows, and write one "
+        "neuroclip.score/1 record per window (JSON lines, as the session log). Research "
+        "software, not a medical device.",
+    )
+    p.add_argument("path", type=Path, help="XDF, SNIRF/EDF/... file, or BIDS session folder")
+    p.add_argument("--out", type=Path, required=True, help="JSON-lines file to write (new)")
+    p.add_argument("--model", type=Path, help="model bundle (default: the shipped model)")
+    p.add_argument("--site", default="offline", help="site written into the records")
+    p.add_argument("--session", help="session id in the records (default: from the path)")
+    p.add_argument("--hop", type=float, help="seconds between windows (default: the bundle's)")
+    p.add_argument("--warmup", type=float, help="seconds not scored after the start")
+    p.add_argument("--smoothing", type=int, help="windows of the smoothed score (default 5)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all)")
+    p.set_defaults(func=run_score)
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.replaying import run_replay
+
+    p = sub.add_parser(
+        "replay",
+        help="publish a recorded session as LSL outlets, in real time or faster",
+        description="Replay an XDF file (LabRecorder's or neuroclip record's), a BIDS session "
+        "folder (EEG + NIRS + events as markers) or a single file MNE reads as three LSL "
+        "outlets, <prefix>-EEG, <prefix>-NIRS and <prefix>-Markers, keeping the original "
+        "timing across streams. --speed K runs a virtual clock K times faster (timestamps "
+        "stay consistent with the sampling rates).",
+    )
+    p.add_argument("path", type=Path, help="XDF, SNIRF/EDF/... file, or BIDS session folder")
+    p.add_argument("--speed", type=float, default=1.0, help="virtual clock factor (default 1)")
+    p.add_argument("--loop", action="store_true", help="start over at the end, forever")
+    p.add_argument(
+        "--name-prefix", default="NeuroCLIP-Replay", help="outlet names: PREFIX-EEG etc."
+    )
+    p.add_argument(
+        "--wait-consumers",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S s for a reader of every outlet before starting",
+    )
+    p.set_defaults(func=run_replay)
+
+
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:
     from neuroclip.dashboarding import run_dashboard
 
@@ -282,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     _add_monitor(sub)
     _add_dashboard(sub)
+    _add_score(sub)
+    _add_replay(sub)
     return parser
 
 

@@ -143,6 +143,23 @@ def event_message(ident: Identity, label: str, t: float, **extra: object) -> dic
     }
 
 
+class Smoother:
+    """Exponential moving average of usable scores over about ``windows`` windows.
+
+    Unusable windows never enter it; the monitor and offline scoring share it so that their
+    ``smoothed`` fields agree.
+    """
+
+    def __init__(self, windows: int):
+        self.alpha = 2.0 / (windows + 1)
+        self.value: float | None = None
+
+    def add(self, score: float) -> float:
+        """Fold one usable score in; returns the new smoothed value."""
+        self.value = score if self.value is None else self.value + self.alpha * (score - self.value)
+        return self.value
+
+
 @dataclass
 class SessionSummary:
     """Running figures of the session: usable scores per phase, baseline against now."""

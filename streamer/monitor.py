@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.bundle import Bundle
-from models.errors import BundleError, NeuroclipError
+from models.errors import NeuroclipError
 from models.settings import from_mapping
-from models.windows import SignalParams, nirs_out_names
+from models.windows import SignalParams
+from streamer.compat import check_stream
 from streamer.config import MonitorConfig
 from streamer.errors import StreamNotFoundError
 from streamer.health import LatencyStats, StreamHealth
@@ -38,6 +39,7 @@ from streamer.lsl_reader import (
 from streamer.messages import (
     Identity,
     SessionSummary,
+    Smoother,
     dumps,
     event_message,
     quality_message,
@@ -112,8 +114,7 @@ class Monitor:
             max_wait_s=cfg.windows.max_wait_s,
         )
         self.summary = SessionSummary()
-        self._alpha = 2.0 / (cfg.windows.smoothing_windows + 1)
-        self._smoothed: float | None = None
+        self.smoother = Smoother(cfg.windows.smoothing_windows)
         self._windows: asyncio.Queue[tuple[LiveWindow, dict[str, float]] | None] = asyncio.Queue()
         self._pair_names: list[str] = []
         self._publish_ms: float | None = None
@@ -211,24 +212,9 @@ class Monitor:
 
     def _check_stream(self, role: str, description: StreamDescription) -> None:
         """Refuse a stream that does not fit the bundle (channels, rate, fNIRS pair order)."""
-        source = f"the live {role.upper()} stream {description.name!r}"
-        layout = description.layout
-        if role == "eeg":
-            self.bundle.check_modality("eeg", layout.labels, description.nominal_rate, source)
-            return
-        offered = nirs_out_names(layout.nirs)
-        self.bundle.check_modality("nirs", tuple(offered), description.nominal_rate, source)
-        expected = list(self.bundle.meta["inputs"]["nirs"]["channels"])
-        if offered != expected:
-            raise BundleError(
-                f"Bundle {self.bundle.path.name}: field inputs.nirs.channels expects the "
-                f"fNIRS pairs in the order {', '.join(expected[:4])}..., {source} gives "
-                f"{', '.join(offered[:4])}...",
-                field="inputs.nirs.channels",
-                fix="use the montage the model was trained on, or train a model for this one.",
-                path=self.bundle.path,
-            )
-        self._pair_names = [name for name, _ in layout.nirs.pairs()]
+        pairs = check_stream(self.bundle, role, description)
+        if pairs is not None:
+            self._pair_names = pairs
 
     async def _finish(self) -> None:
         if self.mqtt is not None:
@@ -327,12 +313,7 @@ class Monitor:
                 scores, stages["inference"] = await self.engine.score(
                     window.window.eeg, window.window.nirs
                 )
-                p = float(scores.probability[0])
-                self._smoothed = (
-                    p
-                    if self._smoothed is None
-                    else self._smoothed + self._alpha * (p - self._smoothed)
-                )
+                self.smoother.add(float(scores.probability[0]))
             stages["publish"] = self._publish_ms
             if last_sample is not None:
                 stages["total"] = 1000 * (self.clock() - last_sample)
@@ -348,7 +329,7 @@ class Monitor:
             self.ident,
             window,
             scores,
-            self._smoothed,
+            self.smoother.value,
             stages,
             eeg_channels=self.eeg_channels,
             pair_names=self._pair_names,

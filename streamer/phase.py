@@ -25,6 +25,10 @@ class PhaseInfo:
     in_train: bool
 
 
+_SAME_S = 1e-3
+"""Times closer than this are the same instant (clock corrections differ per stream)."""
+
+
 class PhaseTracker:
     """Consume markers in arrival order; answer questions about time spans."""
 
@@ -57,6 +61,10 @@ class PhaseTracker:
 
     def info(self, t_begin: float, t_end: float) -> PhaseInfo:
         """The phase at ``t_end`` and whether ``[t_begin, t_end)`` overlaps a train or a cue."""
+        # a marker within _SAME_S of a window edge counts as exactly on it, and one on an
+        # edge belongs to the later window: the streams' clock corrections differ by
+        # microseconds, and the answer must not flip with them
+        t_begin, t_end = t_begin + _SAME_S, t_end - _SAME_S
         in_train = any(s < t_end and e + self.guard_s > t_begin for s, e in self._trains)
         cue = None
         for start, end, kind in reversed(self._cues):
@@ -68,13 +76,15 @@ class PhaseTracker:
     def _phase_at(self, t: float) -> str:
         if not self.connected and self.markers_seen == 0:
             return "unknown"
-        started = [(s, e) for s, e in self._trains if s <= t]
+        # ``t`` is a window end moved back by _SAME_S: a marker stamped at the end itself
+        # belongs to the next window, whether it arrived before this one was cut or not
+        started = [(s, e) for s, e in self._trains if s < t]
         if not started:
             return "baseline"
         end = started[-1][1]
         if t < end + self.guard_s:
             return "rtms_train"
-        cue_after = any(end <= c[0] <= t for c in self._cues)
+        cue_after = any(end <= c[0] < t for c in self._cues)
         if cue_after or t - end > self.block_gap_s:
             return "post"
         return "inter_train"

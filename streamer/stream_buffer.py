@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.preprocessing import EegChain, NirsChain
-from models.windows import SignalParams
+from models.windows import SignalParams, model_index
 from streamer.lsl_reader import Chunk, StreamDescription
 from streamer.ring import RingBuffer, SpanUnavailableError
 
@@ -202,7 +202,8 @@ class ModalityBuffer:
             k -= 1
         near = lo + k
         x = (t_begin - stamps[k]) + (near - seg.raw_first) / self.sfreq
-        return seg.raw_first + round(x * self.sfreq), seg.out_first + round(x * self.target_sfreq)
+        raw = round(x * self.sfreq)
+        return seg.raw_first + raw, seg.out_first + model_index(raw, self.target_sfreq / self.sfreq)
 
     def has(self, t_end: float) -> bool:
         """Whether the last sample before ``t_end`` has arrived in this segment."""

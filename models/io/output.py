@@ -20,3 +20,21 @@ def require_new_folder(path: str | Path, what: str) -> Path:
             path=folder,
         )
     return folder
+
+
+def require_new_file(path: str | Path, what: str) -> Path:
+    """Return ``path`` if nothing is there yet and its folder exists; else a clear refusal."""
+    target = Path(path)
+    if target.exists():
+        raise OutputError(
+            f"{what} {target} already exists; nothing was written.",
+            fix="choose a new file name with --out, or remove the old file first.",
+            path=target,
+        )
+    if not target.parent.is_dir():
+        raise OutputError(
+            f"The folder of {what} {target} does not exist.",
+            fix=f"create {target.parent} first, or choose another --out.",
+            path=target,
+        )
+    return target

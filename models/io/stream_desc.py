@@ -18,6 +18,8 @@ from models.signals import NirsLayout
 
 CHANNEL_FIELDS = ("label", "unit", "type", "wavelength", "distance")
 COUNTER_LABEL = "counter"
+SCORE_STREAM_TYPE = "NeuroCLIPScore"
+"""Type of the monitor's LSL score stream: recorded beside the signals, never a marker."""
 
 EEG_UNIT_SCALE = {
     "uv": 1.0,

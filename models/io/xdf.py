@@ -3,8 +3,9 @@
 pyxdf applies the recorded clock offsets (``synchronize_clocks``), handles clock resets and
 de-jitters regular streams, so every stream's timestamps are on the recording host's LSL
 clock. Stream types map to kinds: ``EEG`` -> eeg, ``NIRS``/``fNIRS`` -> nirs, string streams
--> markers (merged), anything else numeric -> other. Empty streams are skipped and listed in
-``Recording.meta['empty_streams']``.
+-> markers (merged; the monitor's own score stream, type ``NeuroCLIPScore``, is left out
+and named in ``meta["score_streams"]``), anything else numeric -> other. Empty streams are
+skipped and listed in ``Recording.meta['empty_streams']``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import RecordingFormatError
-from models.io.stream_desc import CHANNEL_FIELDS, stream_layout
+from models.io.stream_desc import CHANNEL_FIELDS, SCORE_STREAM_TYPE, stream_layout
 from models.signals import Markers, Recording, SignalBlock
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def read_xdf(path: Path) -> Recording:
     marker_times: list[float] = []
     marker_labels: list[str] = []
     empty: list[str] = []
+    scores: list[str] = []
     for stream in streams:
         info = stream["info"]
         name = _first(info, "name", "unnamed")
@@ -73,6 +75,9 @@ def read_xdf(path: Path) -> Recording:
         stamps = np.asarray(stream["time_stamps"], float)
         if stamps.size == 0:
             empty.append(name)
+            continue
+        if fmt == "string" and stype == SCORE_STREAM_TYPE.lower():
+            scores.append(name)  # the monitor's own output, not an event
             continue
         if fmt == "string":
             marker_times.extend(stamps.tolist())
@@ -91,7 +96,7 @@ def read_xdf(path: Path) -> Recording:
         times=np.asarray(marker_times, float)[order],
         labels=tuple(marker_labels[i] for i in order),
     )
-    meta: dict[str, object] = {"empty_streams": empty, "format": "xdf"}
+    meta: dict[str, object] = {"empty_streams": empty, "score_streams": scores, "format": "xdf"}
     return Recording(source=path, blocks=tuple(blocks), markers=markers, meta=meta)
 
 

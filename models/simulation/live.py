@@ -32,7 +32,7 @@ class StreamTotals:
     markers: int = 0
 
 
-def _stream_info(
+def stream_info(
     pylsl, name: str, stype: str, sfreq: float, source_id: str, channels: list[dict[str, str]]
 ):
     """A float32 StreamInfo whose desc lists ``channels`` plus the ``counter`` channel."""
@@ -51,7 +51,7 @@ def _stream_info(
 def _eeg_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...]):
     channels = [{"label": n, "unit": "microvolts", "type": "EEG"} for n in names]
     live = cfg.live
-    return _stream_info(
+    return stream_info(
         pylsl, live.eeg_name, "EEG", cfg.eeg_sfreq, f"{live.source_prefix}-eeg", channels
     )
 
@@ -68,7 +68,7 @@ def _nirs_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...], distances: 
         for n, d in zip(names, distances, strict=True)
     ]
     live = cfg.live
-    info = _stream_info(
+    info = stream_info(
         pylsl, live.nirs_name, "NIRS", cfg.nirs_sfreq, f"{live.source_prefix}-nirs", channels
     )
     probe = info.desc().append_child("probe")

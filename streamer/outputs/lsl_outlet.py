@@ -6,9 +6,8 @@ the window's end on the monitor's LSL clock, so scores line up with the data the
 
 from __future__ import annotations
 
+from models.io.stream_desc import SCORE_STREAM_TYPE
 from streamer.schema import SCORE_FORMAT
-
-SCORE_STREAM_TYPE = "NeuroCLIPScore"
 
 
 class ScoreOutlet:

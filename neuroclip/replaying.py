@@ -1,0 +1,26 @@
+"""``neuroclip replay``: a recorded session as LSL outlets, in real time or faster."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Handler of ``neuroclip replay``."""
+    from models.io.sessions import read_session
+    from streamer.replay import ReplayNames, replay
+
+    recording = read_session(args.path)
+    totals = replay(
+        recording,
+        names=ReplayNames(args.name_prefix),
+        speed=args.speed,
+        loop=args.loop,
+        wait_for_consumers_s=args.wait_consumers,
+        on_start=lambda text: print(text, flush=True),
+    )
+    print(
+        f"replayed {totals.eeg_samples} EEG and {totals.nirs_samples} NIRS samples and "
+        f"{totals.markers} markers" + (f" ({totals.loops} loops)" if totals.loops else "")
+    )
+    return 0

@@ -1,0 +1,42 @@
+"""Whether a stream fits a model bundle: one check for the monitor, replay and offline scoring.
+
+A stream is refused, with a message that names the bundle field, when its channels, rate or
+fNIRS pair order differ from what the model was trained on.
+"""
+
+from __future__ import annotations
+
+from models.bundle import Bundle
+from models.errors import BundleError
+from models.windows import nirs_out_names
+from streamer.lsl_reader import StreamDescription
+
+
+def check_stream(bundle: Bundle, role: str, description: StreamDescription) -> list[str] | None:
+    """Refuse an EEG or NIRS stream that does not fit ``bundle``.
+
+    Returns the fNIRS pair names (source-detector, in model order) for a NIRS stream, None
+    for EEG.
+
+    Raises
+    ------
+    BundleError
+        Naming the field (``inputs.eeg.channels``, ``inputs.nirs.sfreq``...) that differs.
+    """
+    source = f"the {role.upper()} stream {description.name!r}"
+    layout = description.layout
+    if role == "eeg":
+        bundle.check_modality("eeg", layout.labels, description.nominal_rate, source)
+        return None
+    offered = nirs_out_names(layout.nirs)
+    bundle.check_modality("nirs", tuple(offered), description.nominal_rate, source)
+    expected = list(bundle.meta["inputs"]["nirs"]["channels"])
+    if offered != expected:
+        raise BundleError(
+            f"Bundle {bundle.path.name}: field inputs.nirs.channels expects the fNIRS pairs in "
+            f"the order {', '.join(expected[:4])}..., {source} gives {', '.join(offered[:4])}...",
+            field="inputs.nirs.channels",
+            fix="use the montage the model was trained on, or train a model for this one.",
+            path=bundle.path,
+        )
+    return [name for name, _ in layout.nirs.pairs()]
