@@ -284,6 +284,14 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="virtual clock factor (default 1)")
     p.add_argument("--loop", action="store_true", help="start over at the end, forever")
     p.add_argument(
+        "--model", type=Path, help="bundle the streams are checked against (default: shipped)"
+    )
+    p.add_argument(
+        "--no-model-check",
+        action="store_true",
+        help="replay even when the model could not use these channels",
+    )
+    p.add_argument(
         "--name-prefix", default="NeuroCLIP-Replay", help="outlet names: PREFIX-EEG etc."
     )
     p.add_argument(
@@ -294,6 +302,60 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         help="wait up to S s for a reader of every outlet before starting",
     )
     p.set_defaults(func=run_replay)
+
+
+def _add_record(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.recording import run_record, seconds
+
+    p = sub.add_parser(
+        "record",
+        help="record the live EEG, NIRS, Markers and score LSL streams to an XDF file",
+        description="Find the EEG, NIRS and Markers streams of the monitor configuration "
+        "(and the monitor's score stream for --site/--session) and record them to a new XDF "
+        "file as LabRecorder does: the streams' own timestamps, clock offsets every 5 s and "
+        "the full stream headers. A lost outlet is looked for again. Runs until Ctrl-C, "
+        "SIGTERM or --duration; the file is readable even if the recorder is killed.",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="SESSION.xdf", help="XDF file to write (new)"
+    )
+    p.add_argument("--config", type=Path, help="YAML (default: embedded, as configs/monitor.yaml)")
+    p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
+    p.add_argument("--no-scores", action="store_true", help="do not record the score stream")
+    p.add_argument("--site", help="site of the monitor whose score stream to record")
+    p.add_argument("--session", help="session of the monitor whose score stream to record")
+    p.add_argument(
+        "--name-prefix",
+        metavar="PREFIX",
+        help="stream names PREFIX-EEG, PREFIX-NIRS and PREFIX-Markers (as simulate --live "
+        "and replay name them)",
+    )
+    p.set_defaults(func=run_record)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.demo import run_demo
+
+    p = sub.add_parser(
+        "demo",
+        help="the whole system on this machine: patient, broker, monitor, dashboard",
+        description="Start a synthetic patient's LSL streams, a broker (Mosquitto when "
+        "installed, otherwise an embedded Python broker), the monitor with the default model "
+        "and the dashboard; print the dashboard's URL; Ctrl-C stops everything. Research "
+        "software, not a medical device.",
+    )
+    p.add_argument("--port", type=int, default=8050, help="dashboard port (another if taken)")
+    p.add_argument("--broker-port", type=int, default=1883, help="broker port (another if taken)")
+    p.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="use the embedded Python broker even when Mosquitto is installed",
+    )
+    p.add_argument("--site", default="demo", help="site of the demo session")
+    p.add_argument("--session", default="P001-pre", help="pseudonymous demo session id")
+    p.add_argument("--log-dir", type=Path, default=Path("sessions"), help="session log folder")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=run_demo)
 
 
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:
@@ -336,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dashboard(sub)
     _add_score(sub)
     _add_replay(sub)
+    _add_record(sub)
+    _add_demo(sub)
     return parser
 
 

@@ -11,6 +11,8 @@ def run_replay(args: argparse.Namespace) -> int:
     from streamer.replay import ReplayNames, replay
 
     recording = read_session(args.path)
+    if not args.no_model_check:
+        _check_model(recording, args.model)
     totals = replay(
         recording,
         names=ReplayNames(args.name_prefix),
@@ -24,3 +26,15 @@ def run_replay(args: argparse.Namespace) -> int:
         f"{totals.markers} markers" + (f" ({totals.loops} loops)" if totals.loops else "")
     )
     return 0
+
+
+def _check_model(recording, model) -> None:
+    """Refuse, before any outlet opens, a recording the model (and so the monitor) cannot use."""
+    from models.bundle import DEFAULT_BUNDLE, load_bundle
+    from streamer.compat import check_stream
+    from streamer.offline import describe_block
+    from streamer.replay import require_signals
+
+    bundle = load_bundle(model or DEFAULT_BUNDLE)
+    for role, block in zip(("eeg", "nirs"), require_signals(recording), strict=True):
+        check_stream(bundle, role, describe_block(block, role))

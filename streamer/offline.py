@@ -18,6 +18,7 @@ import numpy as np
 
 from models.bundle import Bundle, BundleScorer, Scores
 from models.errors import ChannelError, TooShortError
+from models.io.sessions import contents
 from models.io.stream_desc import StreamLayout
 from models.settings import from_mapping
 from models.signals import Recording, SignalBlock
@@ -30,7 +31,7 @@ from streamer.scheduler import LiveWindow, WindowScheduler
 from streamer.stream_buffer import ModalityBuffer
 
 _CHUNK_S = 10.0
-_BATCH = 1
+_BATCH = 64
 
 
 def describe_block(block: SignalBlock, role: str) -> StreamDescription:
@@ -87,8 +88,8 @@ class OfflineScorer:
         missing = [role for role, block in blocks.items() if block is None]
         if missing:
             raise ChannelError(
-                f"{recording.source}: no {' or '.join(m.upper() for m in missing)} stream; "
-                "the model needs EEG and fNIRS recorded together.",
+                f"{recording.source}: no {' or '.join(m.upper() for m in missing)} stream "
+                f"({contents(recording)}); the model needs EEG and fNIRS recorded together.",
                 fix="give a recording with both streams (an XDF with EEG and NIRS, or a BIDS "
                 "session with eeg/ and nirs/).",
                 path=recording.source,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import ChannelError, InputDataError
+from models.io.sessions import contents
 from models.signals import Recording, SignalBlock
 from models.simulation.live import stream_info
 
@@ -73,12 +74,14 @@ def _channels(block: SignalBlock) -> list[dict[str, str]]:
     ]
 
 
-def _require_signals(recording: Recording) -> tuple[SignalBlock, SignalBlock]:
+def require_signals(recording: Recording) -> tuple[SignalBlock, SignalBlock]:
+    """The EEG and NIRS blocks of ``recording``; a clear error naming what it holds instead."""
     eeg, nirs = recording.eeg, recording.nirs
     if eeg is None or nirs is None:
         missing = " and ".join(r for r, b in (("EEG", eeg), ("NIRS", nirs)) if b is None)
         raise InputDataError(
-            f"{recording.source}: no {missing} stream to replay; the monitor needs both.",
+            f"{recording.source}: no {missing} stream to replay ({contents(recording)}); the "
+            "monitor needs both.",
             fix="replay a session recorded with EEG and fNIRS together.",
             path=recording.source,
         )
@@ -136,7 +139,7 @@ def replay(
         raise InputDataError(
             f"--speed {speed:g} is not a speed.", fix="give a positive factor, e.g. 1 or 10."
         )
-    eeg, nirs = _require_signals(recording)
+    eeg, nirs = require_signals(recording)
     clock = clock or pylsl.local_clock
     source = names.prefix.lower()
     cursors = [

@@ -59,3 +59,11 @@ def read_session(path: str | Path, task: str = "cue") -> Recording:
             )
         session = sessions[0]
     return dataset.read(subject, session)
+
+
+def contents(recording: Recording) -> str:
+    """What a recording holds, for messages: its streams by kind, and the empty ones."""
+    held = ", ".join(f"{b.name} ({b.kind}, {len(b.ch_names)} ch)" for b in recording.blocks)
+    empty = recording.meta.get("empty_streams") or []
+    text = f"it holds {held or 'no signal stream'}"
+    return text + (f"; empty streams: {', '.join(map(str, empty))}" if empty else "")

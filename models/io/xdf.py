@@ -5,14 +5,18 @@ de-jitters regular streams, so every stream's timestamps are on the recording ho
 clock. Stream types map to kinds: ``EEG`` -> eeg, ``NIRS``/``fNIRS`` -> nirs, string streams
 -> markers (merged; the monitor's own score stream, type ``NeuroCLIPScore``, is left out
 and named in ``meta["score_streams"]``), anything else numeric -> other. Empty streams are
-skipped and listed in ``Recording.meta['empty_streams']``.
+skipped and listed in ``Recording.meta['empty_streams']``. What pyxdf reports about a
+damaged file (it skips a corrupt chunk and reads on) is collected into
+``meta['xdf_problems']`` and logged as one warning, not as pyxdf's tracebacks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,31 @@ from models.io.stream_desc import CHANNEL_FIELDS, SCORE_STREAM_TYPE, stream_layo
 from models.signals import Markers, Recording, SignalBlock
 
 logger = logging.getLogger(__name__)
+
+
+class _Collect(logging.Handler):
+    """Keep pyxdf's log records instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _pyxdf_reports() -> Iterator[list[str]]:
+    pyxdf_logger = logging.getLogger("pyxdf")
+    handler = _Collect()
+    propagate = pyxdf_logger.propagate
+    pyxdf_logger.addHandler(handler)
+    pyxdf_logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        pyxdf_logger.removeHandler(handler)
+        pyxdf_logger.propagate = propagate
 
 
 def read_xdf(path: Path) -> Recording:
@@ -38,30 +67,12 @@ def read_xdf(path: Path) -> Recording:
                 fix="check that this is the file LabRecorder or 'neuroclip record' wrote.",
                 path=path,
             )
-    try:
-        streams, _header = pyxdf.load_xdf(
-            str(path),
-            synchronize_clocks=True,
-            dejitter_timestamps=True,
-            handle_clock_resets=True,
-            verbose=False,
+    with _pyxdf_reports() as problems:
+        streams = _load(pyxdf, path)
+    if problems:
+        logger.warning(
+            "%s: %d problem(s) reading the file, e.g. %s", path, len(problems), problems[0]
         )
-    except (
-        OSError,
-        ValueError,
-        EOFError,
-        struct.error,
-        KeyError,
-        IndexError,
-        UnicodeDecodeError,
-        ET.ParseError,
-    ) as exc:
-        raise RecordingFormatError(
-            f"{path}: not a readable XDF file ({type(exc).__name__}: {exc}).",
-            fix="check that the file is complete; a recording cut short by a crash can "
-            "often be read up to the damaged chunk by re-saving it with LabRecorder's tools.",
-            path=path,
-        ) from exc
     blocks: list[SignalBlock] = []
     marker_times: list[float] = []
     marker_labels: list[str] = []
@@ -96,8 +107,43 @@ def read_xdf(path: Path) -> Recording:
         times=np.asarray(marker_times, float)[order],
         labels=tuple(marker_labels[i] for i in order),
     )
-    meta: dict[str, object] = {"empty_streams": empty, "score_streams": scores, "format": "xdf"}
+    meta: dict[str, object] = {
+        "empty_streams": empty,
+        "score_streams": scores,
+        "xdf_problems": problems,
+        "format": "xdf",
+    }
     return Recording(source=path, blocks=tuple(blocks), markers=markers, meta=meta)
+
+
+def _load(pyxdf, path: Path) -> list[dict[str, Any]]:
+    """pyxdf's streams, or a clear error for a file it cannot read at all."""
+    try:
+        streams, _header = pyxdf.load_xdf(
+            str(path),
+            synchronize_clocks=True,
+            dejitter_timestamps=True,
+            handle_clock_resets=True,
+            verbose=False,
+        )
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        RuntimeError,
+        struct.error,
+        KeyError,
+        IndexError,
+        UnicodeDecodeError,
+        ET.ParseError,
+    ) as exc:
+        raise RecordingFormatError(
+            f"{path}: not a readable XDF file ({type(exc).__name__}: {exc}).",
+            fix="check that the file is complete; one cut short by a crash can be repaired "
+            "with models.io.xdf_writer.truncate_to_last_chunk (see docs/replay.md).",
+            path=path,
+        ) from exc
+    return streams
 
 
 def _first(mapping: dict[str, Any], key: str, default: str) -> str:

@@ -41,9 +41,17 @@ def eeg_channel_flags(
     ``z_max`` robust z-scores above the other channels.
     """
     # a NaN or infinity anywhere in a column makes its sum non-finite (uV never overflow)
-    nonfinite = ~np.isfinite(window_uv.sum(axis=0))
-    safe = np.where(np.isfinite(window_uv), window_uv, 0.0) if nonfinite.any() else window_uv
-    std = safe.std(axis=0)
+    total = window_uv.sum(axis=0)
+    nonfinite = ~np.isfinite(total)
+    safe = window_uv
+    if nonfinite.any():
+        safe = np.where(np.isfinite(window_uv), window_uv, 0.0)
+        total = safe.sum(axis=0)
+    # one pass for the variance (sum of squares); float64 keeps it exact enough for uV
+    n = max(len(safe), 1)
+    mean = total / n
+    var = np.maximum(np.einsum("ij,ij->j", safe, safe) / n - mean * mean, 0.0)
+    std = np.sqrt(var)
     flat = std < flat_uv
     railing = np.maximum(safe.max(axis=0), -safe.min(axis=0)) > rail_uv
     logvar = np.log(std**2 + 1e-12)

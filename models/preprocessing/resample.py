@@ -80,7 +80,11 @@ class PolyphaseResampler:
             m0, phase = j // self.up, j % self.up
             windows = sliding_window_view(buffer, q, axis=0)  # (n_win, n_ch, q)
             starts = m0 - base - (q - 1)
-            y = np.einsum("ncq,nq->nc", windows[starts], self._phase_taps[phase])
+            if self.up == 1:  # decimation: one phase, evenly spaced windows, no gather copy
+                picked = windows[starts[0] : starts[-1] + 1 : self.down]
+                y = np.einsum("ncq,q->nc", picked, self._phase_taps[0])
+            else:
+                y = np.einsum("ncq,nq->nc", windows[starts], self._phase_taps[phase])
             self._n_out = n_end
         else:
             y = np.zeros((0, x.shape[1]))

@@ -1,0 +1,152 @@
+"""Bad sessions get a clear message from ``neuroclip score`` and ``neuroclip replay``.
+
+XDF files are written here with the project's XDF writer from a simulated session, then cut,
+renamed or shortened; the shared example files add real edge cases (empty streams, clock
+resets). Every refusal exits 2 with the thing named and a ``Fix:`` line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+
+from models.io.bids import BidsDataset
+from models.io.xdf_writer import XdfWriter, truncate_to_last_chunk
+from models.simulation.live import stream_info
+from tests.conftest import REPO
+
+
+def _channels(block, names) -> list[dict[str, str]]:
+    if block.kind == "eeg":
+        return [{"label": c, "unit": "microvolts", "type": "EEG"} for c in names]
+    return [
+        {
+            "label": c,
+            "unit": "a.u.",
+            "type": "nirs_cw_amplitude",
+            "wavelength": f"{ch.wavelength:g}",
+            "distance": repr(float(d)),
+        }
+        for c, ch, d in zip(names, block.nirs.channels, block.nirs.distances_m, strict=True)
+    ]
+
+
+def write_xdf(recording, path: Path, *, seconds: float | None = None, rename=None) -> Path:
+    """``recording`` as an XDF file, streams interleaved second by second as a recorder
+    writes them, described as an acquisition system's outlets would describe them."""
+    blocks = (recording.eeg, recording.nirs)
+    with XdfWriter(path) as writer:
+        ids = []
+        for block in blocks:
+            names = [rename(c) if rename else c for c in block.ch_names]
+            channels = _channels(block, names)
+            info = stream_info(pylsl, block.name, block.kind.upper(), block.sfreq, "", channels)
+            ids.append(
+                writer.add_stream(
+                    block.name,
+                    block.kind.upper(),
+                    len(channels) + 1,
+                    block.sfreq,
+                    "float32",
+                    desc_xml=info.as_xml(),
+                )
+            )
+        mid = writer.add_stream("Markers", "Markers", 1, 0.0, "string")
+        total = min(b.n_samples / b.sfreq for b in blocks) if seconds is None else seconds
+        marks = recording.markers
+        for second in range(int(np.ceil(total))):
+            for sid, block in zip(ids, blocks, strict=True):
+                start = round(second * block.sfreq)
+                stop = min(round(min(second + 1, total) * block.sfreq), block.n_samples)
+                if stop > start:
+                    counter = np.arange(start, stop, dtype=float)[:, None]
+                    writer.write_samples(
+                        sid,
+                        1000.0 + block.times[start:stop],
+                        np.hstack([block.data[start:stop], counter]),
+                    )
+            now = [i for i, t in enumerate(marks.times) if second <= t < second + 1]
+            if now:
+                writer.write_samples(
+                    mid, 1000.0 + marks.times[now], [[marks.labels[i]] for i in now]
+                )
+    return path
+
+
+def neuroclip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "neuroclip", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def refused(done: subprocess.CompletedProcess, *needles: str) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Fix:" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    for needle in needles:
+        assert needle in done.stderr, (needle, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def session(tiny_cohort):
+    ds = BidsDataset(tiny_cohort)
+    subject = ds.subjects[0]
+    return ds.read(subject, ds.sessions(subject)[0].session)
+
+
+def test_our_xdf_scores_whole_and_a_cut_one_scores_up_to_the_cut(tmp_path, session):
+    whole = write_xdf(session, tmp_path / "whole.xdf")
+    done = neuroclip("score", str(whole), "--out", str(tmp_path / "whole.jsonl"))
+    assert done.returncode == 0, done.stderr
+    n_whole = len((tmp_path / "whole.jsonl").read_text().splitlines())
+    # a crash (or power loss) cuts the file in the middle of a chunk
+    cut = tmp_path / "cut.xdf"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6) + 3])
+    done = neuroclip("score", str(cut), "--out", str(tmp_path / "cut.jsonl"))
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in (tmp_path / "cut.jsonl").read_text().splitlines()]
+    assert 0 < len(records) < n_whole
+    assert truncate_to_last_chunk(cut) > 0, "the repair removes the partial chunk"
+    done = neuroclip("score", str(cut), "--out", str(tmp_path / "repaired.jsonl"))
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_session_shorter_than_one_window_is_refused(tmp_path, session):
+    short = write_xdf(session, tmp_path / "short.xdf", seconds=15.0)
+    refused(neuroclip("score", str(short), "--out", str(tmp_path / "s.jsonl")), "too short")
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_a_replay_of_channels_the_model_does_not_know_is_refused(tmp_path, session):
+    renamed = write_xdf(session, tmp_path / "renamed.xdf", rename=lambda c: c.replace("F", "X"))
+    refused(neuroclip("replay", str(renamed)), "inputs.eeg.channels")
+    refused(neuroclip("score", str(renamed), "--out", str(tmp_path / "r.jsonl")), "EEG")
+
+
+def test_corrupt_and_foreign_xdf_files_get_clear_messages(tmp_path, recordings):
+    examples = recordings / "xdf" / "xdf-examples"
+    refused(
+        neuroclip("score", str(examples / "empty_streams.xdf"), "--out", str(tmp_path / "a")),
+        "empty streams",
+        "EEG and fNIRS",
+    )
+    refused(
+        neuroclip("replay", str(examples / "clock_resets.xdf")),
+        "no NIRS stream",
+    )
+    garbage = tmp_path / "garbage.xdf"
+    garbage.write_bytes(b"XDF:" + bytes(range(256)) * 8)
+    refused(neuroclip("score", str(garbage), "--out", str(tmp_path / "b")), "no stream")
+    not_xdf = tmp_path / "notes.xdf"
+    not_xdf.write_text("meeting notes")
+    refused(neuroclip("replay", str(not_xdf)), "not an XDF file")
