@@ -150,3 +150,58 @@ def test_corrupt_and_foreign_xdf_files_get_clear_messages(tmp_path, recordings):
     not_xdf = tmp_path / "notes.xdf"
     not_xdf.write_text("meeting notes")
     refused(neuroclip("replay", str(not_xdf)), "not an XDF file")
+
+
+def test_an_xdf_replays_faster_with_timestamps_consistent_with_its_rates(
+    tmp_path, session, lsl_env
+):
+    path = write_xdf(session, tmp_path / "minute.xdf", seconds=60.0)
+    prefix = f"FAST{np.random.default_rng().integers(1 << 30)}"
+    replay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neuroclip",
+            "replay",
+            str(path),
+            "--speed",
+            "10",
+            "--name-prefix",
+            prefix,
+            "--wait-consumers",
+            "30",
+        ],
+        env=lsl_env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    inlets = {}
+    for role in ("EEG", "NIRS", "Markers"):
+        found = pylsl.resolve_byprop("name", f"{prefix}-{role}", 1, 30)
+        assert found, f"no {prefix}-{role} outlet"
+        inlets[role] = pylsl.StreamInlet(found[0], max_buflen=360)
+        inlets[role].open_stream(10)
+    got = {role: ([], []) for role in inlets}
+    while replay.poll() is None:
+        for role, inlet in inlets.items():
+            data, stamps = inlet.pull_chunk(timeout=0.0)
+            got[role][0].extend(data)
+            got[role][1].extend(stamps)
+    out, _ = replay.communicate()
+    assert replay.returncode == 0, out
+    eeg_stamps = np.asarray(got["EEG"][1])
+    assert len(eeg_stamps) == 60 * 500, "every EEG sample, once"
+    np.testing.assert_allclose(np.diff(eeg_stamps), 1 / 500, atol=1e-9)
+    assert [row[-1] for row in got["EEG"][0]] == list(range(60 * 500)), "counter continuous"
+    assert len(got["NIRS"][1]) == 60 * 10
+    # one shift for every stream: the recording's relative timing is kept exactly
+    nirs_first = got["NIRS"][1][0] - (session.nirs.times[0] - session.eeg.times[0])
+    assert nirs_first == pytest.approx(eeg_stamps[0], abs=1e-9)
+    expected_markers = [
+        lab
+        for t, lab in zip(session.markers.times, session.markers.labels, strict=True)
+        if t < 60.0
+    ]
+    assert [row[0] for row in got["Markers"][0]] == expected_markers
