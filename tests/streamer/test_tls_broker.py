@@ -2,8 +2,9 @@
 
 A real Mosquitto listens with TLS only (a CA and a server certificate made here with the
 openssl command), refuses anonymous clients and lets the monitor's user write only under
-``neuroclip/v1/room1/#``. A monitor for room1 reaches a TLS subscriber; the same user
-publishing as room2 is dropped by the ACL; the password never shows in the monitor's output.
+``neuroclip/v1/room1/#``. A monitor for room1 reaches a TLS subscriber and the dashboard's
+feed; the same user publishing as room2 is dropped by the ACL; the password never shows in
+the monitor's output.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
+from dashboard.config import BrokerConfig
+from dashboard.feed import BrokerFeed
+from dashboard.store import SnapshotStore
 from tests.live_parts import (
     free_port,
     monitor_config,
@@ -165,6 +169,12 @@ def test_tls_password_and_acl_keep_each_site_to_its_topics(tmp_path, tls_broker,
     env = {**lsl_env, "NEUROCLIP_MONITOR__MQTT__PASSWORD": MONITOR_SECRET}
     monitors = []
     reader = TlsReader(port, ca)
+    store = SnapshotStore()
+    feed = BrokerFeed(
+        BrokerConfig(port=port, tls=True, ca_file=ca, username=READER_USER, password=READER_SECRET),
+        store,
+    )
+    feed.start()
     try:
         for site in ("room1", "room2"):
             folder = tmp_path / site
@@ -188,7 +198,11 @@ def test_tls_password_and_acl_keep_each_site_to_its_topics(tmp_path, tls_broker,
             assert all(m.poll() is None for m in monitors), [stop(m) for m in monitors]
             time.sleep(0.2)
         time.sleep(2.0)
+        assert feed.state.snapshot(store).connected, "the dashboard's feed over TLS"
+        dashboard_view = store.session("room1/S1")
+        assert dashboard_view is not None and dashboard_view.history.count >= 1
     finally:
+        feed.stop()
         reader.close()
         outputs = [stop(m) for m in monitors]
         stop(simulator)
