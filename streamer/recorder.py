@@ -52,7 +52,8 @@ import pylsl
 from pylsl.util import InternalError, InvalidArgumentError, LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from models.errors import NeuroclipError, OutputError
+from models.errors import NeuroclipError
+from models.io.output import require_new_file
 from models.io.stream_desc import SCORE_STREAM_TYPE
 from models.io.xdf_writer import XdfWriter
 from streamer.config import MonitorConfig, StreamMatch
@@ -224,18 +225,7 @@ def record(
 
 def _check_output(out: Path) -> None:
     """Refuse at once what the writer would refuse only after the streams are found."""
-    if out.exists():
-        raise OutputError(
-            f"{out} already exists; expected a new XDF file name. Nothing was written.",
-            fix="choose another output file, or move the old recording away first.",
-            path=out,
-        )
-    if not out.parent.is_dir():
-        raise OutputError(
-            f"{out}: the folder {out.parent} does not exist. Nothing was written.",
-            fix="create the folder first, or record into an existing one.",
-            path=out,
-        )
+    require_new_file(out, "the XDF file")
 
 
 def _wait_for_required(

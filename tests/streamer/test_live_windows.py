@@ -11,26 +11,13 @@ import numpy as np
 import pytest
 
 from models.io.bids import BidsDataset
-from models.io.stream_desc import StreamLayout
 from models.simulation.montage import EEG_CHANNELS
 from models.windows import SignalParams, session_windows
-from streamer.lsl_reader import Chunk, StreamDescription
+from streamer.lsl_reader import Chunk
+from streamer.offline import describe_block
 from streamer.phase import PhaseTracker
 from streamer.scheduler import WindowScheduler
 from streamer.stream_buffer import ModalityBuffer
-
-
-def _description(block, role: str) -> StreamDescription:
-    n = len(block.ch_names)
-    layout = StreamLayout(
-        labels=tuple(block.ch_names),
-        units=tuple(block.units),
-        data_columns=tuple(range(n)),
-        counter_column=None,
-        scales=np.ones(n),
-        nirs=block.nirs,
-    )
-    return StreamDescription(block.name, role.upper(), role, "test", block.sfreq, n, False, layout)
 
 
 def _feed(recording, params, hop_s, rng, drop=None):
@@ -46,7 +33,7 @@ def _feed(recording, params, hop_s, rng, drop=None):
     scheduler = WindowScheduler(params, buffers["eeg"], buffers["nirs"], phases, hop_s=hop_s)
     blocks = {"eeg": recording.eeg, "nirs": recording.nirs}
     for role, block in blocks.items():
-        buffers[role].start_segment(1, _description(block, role))
+        buffers[role].start_segment(1, describe_block(block, role))
     pos = {"eeg": 0, "nirs": 0}
     out = []
     t = min(block.times[0] for block in blocks.values())
