@@ -47,6 +47,13 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--duration", type=float, help="seconds to stream with --live (live.duration_s)")
     p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="K",
+        help="with --live, stream K simulated seconds per real second (live.speed)",
+    )
+    p.add_argument(
         "--wait-consumers",
         type=float,
         default=None,
@@ -72,6 +79,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         "cohort.minutes": args.minutes,
         "cohort.rtms_in_sessions": args.rtms_in_sessions,
         "live.duration_s": args.duration,
+        "live.speed": args.speed,
         "live.wait_for_consumer_s": args.wait_consumers,
         ("live.seed" if args.live else "cohort.seed"): args.seed,
     }

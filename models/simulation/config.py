@@ -67,6 +67,41 @@ class NuisanceConfig:
 
 
 @dataclass(frozen=True)
+class FaultConfig:
+    """One injected fault of ``neuroclip simulate --live``, for rehearsals and the fault suite.
+
+    Data faults replace the samples of ``[start_s, start_s + duration_s)`` (simulated time) in
+    ``channels`` (labels; empty means every channel): ``nan`` and ``inf`` bursts, ``flat`` (held
+    at ``value``, default 0), ``rail`` (stuck at ``value``, default 200000 uV, an amplifier's
+    rail) and ``saturate`` (fNIRS intensity stuck at ``value``, default 4x the channel's level,
+    a saturated detector). ``clock_jump`` adds ``value`` seconds to every timestamp of the
+    stream from ``start_s`` on, as a device whose clock is reset.
+    """
+
+    kind: Literal["nan", "inf", "flat", "rail", "saturate", "clock_jump"] = setting("nan")
+    stream: Literal["eeg", "nirs"] = setting("eeg")
+    start_s: float = setting(30.0, ge=0, doc="simulated second the fault starts")
+    duration_s: float = setting(2.0, ge=0, doc="how long a data fault lasts")
+    channels: tuple[str, ...] = setting((), doc="labels of the faulty channels (empty: all)")
+    value: float | None = setting(None, doc="level, or the jump in seconds (clock_jump)")
+
+    def check(self) -> None:
+        """A clock jump needs its size; saturation is an fNIRS fault."""
+        if self.kind == "clock_jump" and not self.value:
+            raise InvalidSettingError("value", "a jump in seconds for clock_jump", self.value)
+        if self.kind == "saturate" and self.stream != "nirs":
+            raise InvalidSettingError("stream", "nirs for a saturate fault", self.stream)
+        from models.simulation.montage import EEG_CHANNELS, nirs_channel_names
+
+        known = EEG_CHANNELS if self.stream == "eeg" else tuple(nirs_channel_names())
+        unknown = [c for c in self.channels if c not in known]
+        if unknown:
+            raise InvalidSettingError(
+                "channels", f"labels of the {self.stream} stream ({', '.join(known)})", unknown
+            )
+
+
+@dataclass(frozen=True)
 class LiveConfig:
     """The LSL outlets of ``neuroclip simulate --live``."""
 
@@ -83,6 +118,16 @@ class LiveConfig:
         0.0, ge=0, doc="wait up to this long for a reader of every outlet before starting"
     )
     seed: int = setting(7, ge=0)
+    speed: float = setting(
+        1.0, gt=0, le=100, doc="simulated seconds per real second (stamped on a virtual clock)"
+    )
+    eeg_clock_ppm: float = setting(
+        0.0, ge=-1000, le=1000, doc="EEG device clock error: samples come this much faster"
+    )
+    nirs_clock_ppm: float = setting(
+        0.0, ge=-1000, le=1000, doc="fNIRS device clock error: samples come this much faster"
+    )
+    faults: tuple[FaultConfig, ...] = setting((), doc="faults to inject (see FaultConfig)")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@ The EEG and NIRS outlets carry a last channel labelled ``counter``: the sample i
 the stream started (exact in float32 up to 2**24 samples, 9.3 hours of EEG at 500 Hz), so a
 reader can prove that nothing was lost or duplicated. Timestamps are explicit: sample ``k``
 of a stream is stamped ``t_start + k / rate`` on the LSL clock, and each marker at its onset.
+
+For rehearsals and the fault suite, ``live.speed`` runs a virtual clock faster than real
+time (stamps ``speed`` simulated seconds apart per real second, as ``neuroclip replay
+--speed``), ``live.*_clock_ppm`` makes a device's samples come faster or slower than its
+nominal rate (stamped when they come), and ``live.faults`` injects NaN or infinite bursts,
+flat, railing or saturated channels and clock jumps.
 """
 
 from __future__ import annotations
@@ -118,20 +124,22 @@ def stream_live(
             f"streaming {live.eeg_name} (EEG {cfg.eeg_sfreq:g} Hz), {live.nirs_name} "
             f"(NIRS {cfg.nirs_sfreq:g} Hz) and {live.markers_name} for {duration:g} s"
         )
+    eeg = _StreamClock("eeg", cfg.eeg_sfreq, live.eeg_clock_ppm, live.faults, sim.eeg_channels)
+    nirs = _StreamClock("nirs", cfg.nirs_sfreq, live.nirs_clock_ppm, live.faults, sim.nirs_channels)
     eeg_pending = np.zeros((0, len(sim.eeg_channels)))
     nirs_pending = np.zeros((0, len(sim.nirs_channels)))
     events = list(sim.events)
     t_start = pylsl.local_clock() + 0.05
-    n_eeg_total = round(duration * cfg.eeg_sfreq)
-    n_nirs_total = round(duration * cfg.nirs_sfreq)
+    n_eeg_total, n_nirs_total = eeg.due(duration), nirs.due(duration)
     period = live.chunk_ms / 1000.0
     try:
         while totals.eeg_samples < n_eeg_total or totals.nirs_samples < n_nirs_total:
             if should_stop is not None and should_stop():
                 break
-            elapsed = pylsl.local_clock() - t_start
-            due_eeg = min(n_eeg_total, int(elapsed * cfg.eeg_sfreq))
-            due_nirs = min(n_nirs_total, int(elapsed * cfg.nirs_sfreq))
+            elapsed_real = pylsl.local_clock() - t_start
+            elapsed = elapsed_real * live.speed  # simulated seconds
+            due_eeg = min(n_eeg_total, eeg.due(elapsed))
+            due_nirs = min(n_nirs_total, nirs.due(elapsed))
             while (
                 totals.eeg_samples + len(eeg_pending) < due_eeg
                 or totals.nirs_samples + len(nirs_pending) < due_nirs
@@ -139,29 +147,17 @@ def stream_live(
                 chunk = sim.next_seconds(1)
                 eeg_pending = np.vstack([eeg_pending, chunk.eeg])
                 nirs_pending = np.vstack([nirs_pending, chunk.nirs])
-            eeg_pending = _push(
-                eeg_out,
-                eeg_pending,
-                due_eeg - totals.eeg_samples,
-                totals.eeg_samples,
-                t_start,
-                cfg.eeg_sfreq,
-            )
+            eeg_pending = eeg.push(eeg_out, eeg_pending, due_eeg - totals.eeg_samples, t_start)
             totals.eeg_samples = max(totals.eeg_samples, due_eeg)
-            nirs_pending = _push(
-                nirs_out,
-                nirs_pending,
-                due_nirs - totals.nirs_samples,
-                totals.nirs_samples,
-                t_start,
-                cfg.nirs_sfreq,
+            nirs_pending = nirs.push(
+                nirs_out, nirs_pending, due_nirs - totals.nirs_samples, t_start
             )
             totals.nirs_samples = max(totals.nirs_samples, due_nirs)
             while events and events[0].onset <= elapsed:
                 event = events.pop(0)
                 marker_out.push_sample([event.label], t_start + event.onset)
                 totals.markers += 1
-            time.sleep(max(0.0, period - ((pylsl.local_clock() - t_start) - elapsed)))
+            time.sleep(max(0.0, period - ((pylsl.local_clock() - t_start) - elapsed_real)))
     finally:
         # give consumers a moment to drain before the outlets disappear
         time.sleep(0.5)
@@ -169,14 +165,65 @@ def stream_live(
     return totals
 
 
-def _push(
-    outlet, pending: np.ndarray, n: int, first_index: int, t_start: float, sfreq: float
-) -> np.ndarray:
-    if n <= 0:
-        return pending
-    block = pending[:n]
-    counter = np.arange(first_index, first_index + n, dtype=float)[:, None]
-    stamps = t_start + counter[:, 0] / sfreq
-    data = np.hstack([block, counter]).astype(np.float32)
-    outlet.push_chunk(data, stamps.tolist())
-    return pending[n:]
+class _StreamClock:
+    """One outlet's device: its sample clock (maybe off by ``ppm``) and its injected faults.
+
+    Sample ``k`` is taken at simulated time ``k / (rate * (1 + ppm))`` and stamped so (plus
+    any clock jump before it), as an LSL app stamping with the host clock would.
+    """
+
+    def __init__(
+        self, role: str, rate: float, ppm: float, faults: tuple, channels: tuple[str, ...]
+    ):
+        self.rate = rate
+        self.true_rate = rate * (1.0 + ppm * 1e-6)
+        self.faults = [f for f in faults if f.stream == role]
+        self.channels = list(channels)
+        self.counter = 0
+        self._levels: np.ndarray | None = None
+
+    def due(self, elapsed_s: float) -> int:
+        """Samples taken by simulated time ``elapsed_s``."""
+        return int(elapsed_s * self.true_rate)
+
+    def push(self, outlet, pending: np.ndarray, n: int, t_start: float) -> np.ndarray:
+        """Push the next ``n`` pending samples (with counter and faults); return the rest."""
+        if n <= 0:
+            return pending
+        block = np.array(pending[:n], dtype=float)
+        index = np.arange(self.counter, self.counter + n)
+        times = index / self.true_rate
+        if self._levels is None:
+            self._levels = np.abs(np.median(block, axis=0))
+        stamps = t_start + times
+        for fault in self.faults:
+            if fault.kind == "clock_jump":
+                stamps = stamps + np.where(times >= fault.start_s, fault.value, 0.0)
+                continue
+            rows = (times >= fault.start_s) & (times < fault.start_s + fault.duration_s)
+            if rows.any():
+                cols = self._columns(fault.channels)
+                block[np.ix_(rows, cols)] = self._fault_values(fault, cols)
+        data = np.hstack([block, index[:, None].astype(float)]).astype(np.float32)
+        outlet.push_chunk(data, stamps.tolist())
+        self.counter += n
+        return pending[n:]
+
+    def _columns(self, labels: tuple[str, ...]) -> list[int]:
+        # labels were checked against the montage when the configuration was loaded
+        if not labels:
+            return list(range(len(self.channels)))
+        return [self.channels.index(c) for c in labels]
+
+    def _fault_values(self, fault, cols: list[int]) -> np.ndarray:
+        if fault.kind == "nan":
+            return np.full(len(cols), np.nan)
+        if fault.kind == "inf":
+            return np.full(len(cols), np.inf)
+        if fault.kind == "flat":
+            return np.full(len(cols), fault.value or 0.0)
+        if fault.kind == "rail":
+            return np.full(len(cols), 200_000.0 if fault.value is None else fault.value)
+        assert fault.kind == "saturate"
+        assert self._levels is not None
+        return self._levels[cols] * 4.0 if fault.value is None else np.full(len(cols), fault.value)
