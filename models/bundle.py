@@ -113,7 +113,7 @@ class Bundle:
             raise BundleError(
                 f"Bundle {self.path.name}: field inputs.{modality}.channels expects "
                 f"{', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}, which "
-                f"{source} lack (found {', '.join(list(channels)[:6])}...).",
+                f"{source} does not have (found {', '.join(list(channels)[:6])}...).",
                 field=f"inputs.{modality}.channels",
                 fix="use the montage the model was trained on, or train a model for this one.",
                 path=self.path,

@@ -271,7 +271,10 @@ class Monitor:
             return
         ingest_ms = 1000 * (self.clock() - float(event.stamps[-1]))
         started = time.perf_counter()
+        jumps = buffer.jumps
         buffer.add(event)
+        if buffer.jumps != jumps:
+            self._event("stream/clock_jump", self.clock(), role=role)
         self._poll(event, ingest_ms, started)
 
     def _poll(
@@ -378,6 +381,8 @@ class Monitor:
             signals = [streams["eeg"], streams["nirs"]]
             if any(s["stale"] or not s["connected"] for s in signals) and state == "online":
                 state = "degraded"
+        if self.log is not None and self.log.error is not None and state == "online":
+            state = "degraded"  # scores go on, but the record of truth is not being written
         return {
             "schema": STATUS_FORMAT,
             "site": self.cfg.site,

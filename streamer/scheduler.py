@@ -68,8 +68,24 @@ class WindowScheduler:
             self.t_first = max(t0s) + self.warmup_s + self.window_s
         return self.t_first + self.seq * self.hop_s
 
+    def stream_time(self, now: float) -> float:
+        """Local LSL time ``now`` on the streams' clock.
+
+        The newest sample of the stream that is furthest behind, plus the time since it was
+        pulled. Live, this is ``now`` less the transport delay; for a replay or a simulation
+        faster than real time, whose samples are stamped on a virtual clock, it is that
+        clock, so lateness and the release of flagged windows follow the data, not the wall.
+        """
+        leads = [
+            b.last_stamp - b.last_received
+            for b in (self.eeg, self.nirs)
+            if b.last_stamp is not None and b.last_received is not None
+        ]
+        return now + min(leads) if len(leads) == 2 else now
+
     def poll(self, now: float) -> list[LiveWindow]:
         """Every window that is complete, or overdue at local LSL time ``now``, in order."""
+        now = self.stream_time(now)
         out: list[LiveWindow] = []
         while (t_end := self.next_end()) is not None:
             window = self._try(t_end - self.window_s, t_end, now)

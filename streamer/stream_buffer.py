@@ -8,12 +8,15 @@ the model rate with the chain's output. A reconnection starts a new *segment*: a
 chain, and an index origin from which window times are counted exactly as offline
 (``round((t - t0) * rate)``), so live windows equal offline windows sample for sample.
 Samples the counter says are missing are filled with NaN (the chain holds the last value and
-the window is flagged ``gap``), which keeps index and time in step.
+the window is flagged ``gap``), which keeps index and time in step. A clock jump (timestamps
+stepping back, or forward by more than the samples in between explain) also starts a new
+segment, so windows across it are flagged and later ones are cut on the new clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,8 +25,14 @@ from models.windows import SignalParams, model_index
 from streamer.lsl_reader import Chunk, StreamDescription
 from streamer.ring import RingBuffer, SpanUnavailableError
 
+logger = logging.getLogger(__name__)
+
 _TIMESTAMP_GAP_SAMPLES = 5
 """Without a counter, a timestamp step of more than this many periods counts as a gap."""
+_JUMP_FORWARD_S = 1.0
+"""A timestamp step this much longer than the samples in between is a clock jump."""
+_JUMP_BACK_S = 0.05
+"""A timestamp step back by more than this is a clock jump (LSL time never runs back)."""
 _SEARCH_HALF_WIDTH = 32
 """Timestamps read on each side of the expected start of a window."""
 
@@ -81,11 +90,15 @@ class ModalityBuffer:
         self.segment: Segment | None = None
         self.description: StreamDescription | None = None
         self.lost = False
+        self.jumps = 0
+        """Clock jumps seen (each started a new segment)."""
         self._chain: EegChain | NirsChain | None = None
         self._picks: list[int] = []
         self._stamps = self._raw = self._out = None
         self._bad = self._gap = self._blanked = None
         self.last_stamp: float | None = None
+        self.last_received: float | None = None
+        """Local LSL clock when the newest sample was pulled."""
 
     @property
     def sfreq(self) -> float:
@@ -103,17 +116,20 @@ class ModalityBuffer:
         """Begin a new segment (first connection or reconnection): fresh chain, same rings."""
         layout = description.layout
         assert layout is not None
-        rate = description.nominal_rate
         if self.description is None or description.nominal_rate != self.description.nominal_rate:
             self._allocate(description)
         self.description = description
         if self.role == "eeg":
             self._picks = [layout.labels.index(c) for c in self.channels]
-            self._chain = EegChain(self.params.eeg, rate, len(self._picks))
-        else:
-            self._chain = NirsChain(self.params.nirs, rate, layout.nirs)
+        self._chain = self._new_chain()
         self.segment = Segment(number, np.nan, self._stamps.end, self._out.end)
         self.lost = False
+
+    def _new_chain(self) -> EegChain | NirsChain:
+        rate, layout = self.description.nominal_rate, self.description.layout
+        if self.role == "eeg":
+            return EegChain(self.params.eeg, rate, len(self._picks))
+        return NirsChain(self.params.nirs, rate, layout.nirs)
 
     def _allocate(self, description: StreamDescription) -> None:
         layout = description.layout
@@ -134,8 +150,44 @@ class ModalityBuffer:
         self.lost = True
 
     def add(self, chunk: Chunk) -> None:
-        """Preprocess and store one chunk of the current segment."""
+        """Preprocess and store one chunk of the current segment (split at a clock jump)."""
         assert self._chain is not None and self.segment is not None
+        jump = self._first_jump(chunk)
+        if jump is not None:
+            if jump > 0:
+                self.add(replace(chunk, data=chunk.data[:jump], stamps=chunk.stamps[:jump]))
+            step = chunk.stamps[jump] - (chunk.stamps[jump - 1] if jump else self.last_stamp)
+            logger.warning(
+                "%s: clock jump of %+.3f s between samples; starting a new segment",
+                self.role,
+                step,
+            )
+            self.jumps += 1
+            self._chain = self._new_chain()
+            self.segment = Segment(self.segment.number, np.nan, self._stamps.end, self._out.end)
+            rest = replace(chunk, data=chunk.data[jump:], stamps=chunk.stamps[jump:], gap_before=0)
+            self.add(rest)
+            return
+        self._add_continuous(chunk)
+
+    def _first_jump(self, chunk: Chunk) -> int | None:
+        """Index of the first sample after a clock jump in ``chunk``, if any."""
+        stamps = np.asarray(chunk.stamps, float)
+        continuing = self.segment.raw_first != self._stamps.end
+        previous = [self.last_stamp] if continuing and self.last_stamp is not None else []
+        steps = np.diff(np.concatenate([previous, stamps]))
+        if len(steps) == 0:
+            return None
+        expected = np.full(len(steps), 1.0 / self.sfreq)
+        if previous:
+            expected[0] += chunk.gap_before / self.sfreq
+        excess = steps - expected
+        bad = np.flatnonzero((excess > _JUMP_FORWARD_S) | (steps < -_JUMP_BACK_S))
+        if len(bad) == 0:
+            return None
+        return int(bad[0]) + (0 if previous else 1)
+
+    def _add_continuous(self, chunk: Chunk) -> None:
         data, stamps = np.asarray(chunk.data, float), chunk.stamps
         missing = chunk.gap_before
         has_counter = self.description.layout.counter_column is not None
@@ -173,6 +225,7 @@ class ModalityBuffer:
         self._gap.write(gap)
         self._stamps.write(stamps)
         self.last_stamp = float(stamps[-1])
+        self.last_received = float(chunk.received)
 
     def _offsets(self, t_begin: float) -> tuple[int, int]:
         """Raw and model-rate start indices of a window starting at ``t_begin``.

@@ -4,6 +4,9 @@ Writes cross one named single-thread executor (file I/O never blocks the event l
 the order they were submitted. A write that fails (disk full, folder removed) keeps the
 line in a bounded backlog, puts the error on the monitor's status and is retried with the
 next line, so publishing goes on and nothing is lost while the backlog has room.
+
+Lines go to the file with ``os.write`` (no Python buffer between), and a line the disk took
+only part of is finished from where it stopped: a full disk never splits or repeats a line.
 """
 
 from __future__ import annotations
@@ -36,15 +39,17 @@ class SessionLog:
         self.lines_written = 0
         self.error: str | None = None
         self.dropped = 0
-        self._backlog: deque[str] = deque()
+        self._backlog: deque[bytes] = deque()
         self._backlog_max = backlog_max
-        self._handle = None
+        self._head_written = 0
+        """Bytes of the first backlog line already in the file (after a short write)."""
+        self._fd: int | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     async def __aenter__(self) -> SessionLog:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8")
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         except OSError as exc:
             raise OutputError(
                 f"Cannot open the session log {self.path}: {exc.strerror or exc}.",
@@ -66,17 +71,23 @@ class SessionLog:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._append, line)
 
     def _append(self, line: str) -> None:
-        if len(self._backlog) >= self._backlog_max:
+        if len(self._backlog) >= self._backlog_max and self._head_written == 0:
             self._backlog.popleft()
             self.dropped += 1
-        self._backlog.append(line)
+        self._backlog.append((line + "\n").encode("utf-8"))
+        self._flush()
+
+    def _flush(self) -> None:
         try:
             while self._backlog:
-                self._handle.write(self._backlog[0] + "\n")
-                self._handle.flush()
+                data = self._backlog[0]
+                self._head_written += os.write(self._fd, data[self._head_written :])
+                if self._head_written < len(data):
+                    continue  # a short write: the disk took part of the line
                 if self.fsync:
-                    os.fsync(self._handle.fileno())
+                    os.fsync(self._fd)
                 self._backlog.popleft()
+                self._head_written = 0
                 self.lines_written += 1
         except OSError as exc:
             message = f"cannot write {self.path}: {exc.strerror or exc}"
@@ -91,12 +102,21 @@ class SessionLog:
         self.error = None
 
     def _close(self) -> None:
-        if self._handle is not None:
+        if self._backlog and self._fd is not None:
+            self._flush()  # a last try: the disk may have room again
+        if self._backlog:
+            logger.error(
+                "session log %s: %d line(s) could not be written (%s); they are lost",
+                self.path,
+                len(self._backlog),
+                self.error,
+            )
+        if self._fd is not None:
             try:
-                self._handle.close()
+                os.close(self._fd)
             except OSError as exc:
                 logger.error("session log %s: close failed: %s", self.path, exc)
-            self._handle = None
+            self._fd = None
 
     def snapshot(self) -> dict[str, object]:
         """Plain values for the status message."""
