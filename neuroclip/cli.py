@@ -252,6 +252,30 @@ def _add_monitor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_monitor)
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.converting import run_convert
+
+    p = sub.add_parser(
+        "convert",
+        help="write a recorded session (XDF) into a BIDS dataset for training",
+        description="Convert one recorded session (an XDF from neuroclip record or "
+        "LabRecorder, or any file neuroclip score reads) into ROOT/sub-S/ses-X of a BIDS "
+        "dataset: EEG as BrainVision, fNIRS raw intensity as SNIRF, both cropped to the span "
+        "both streams cover, markers as events, the group in participants.tsv and craving "
+        "and rTMS state in the sessions file (docs/datasets.md).",
+    )
+    p.add_argument("path", type=Path, help="the recorded session (XDF or another file)")
+    p.add_argument("--bids", type=Path, required=True, help="dataset root (created if new)")
+    p.add_argument("--subject", required=True, help="pseudonymous subject label, e.g. 07")
+    p.add_argument("--session", required=True, help="session label, e.g. pre")
+    p.add_argument("--group", required=True, choices=["MA", "HC"], help="diagnostic group")
+    p.add_argument("--rtms", default="none", choices=["pre", "post", "none"])
+    p.add_argument("--craving", type=float, help="craving VAS 0-100 (default: n/a)")
+    p.add_argument("--optodes", type=Path, help="optode table: name x y z in metres")
+    p.add_argument("--line-freq", type=float, default=50.0, help="mains frequency in Hz")
+    p.set_defaults(func=run_convert)
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     from neuroclip.scoring import run_score
 
@@ -405,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_monitor(sub)
     _add_dashboard(sub)
     _add_score(sub)
+    _add_convert(sub)
     _add_replay(sub)
     _add_record(sub)
     _add_demo(sub)
