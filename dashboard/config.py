@@ -40,7 +40,9 @@ class BrokerConfig:
     host: str = setting("127.0.0.1")
     port: int = setting(1883, ge=1, le=65535)
     username: str | None = setting(None)
-    password: str | None = setting(None, doc="prefer NEUROCLIP_DASHBOARD__BROKER__PASSWORD")
+    password: str | None = setting(
+        None, doc="from NEUROCLIP_DASHBOARD__BROKER__PASSWORD only", secret=True
+    )
     password_file: Path | None = setting(None, doc="file holding the password")
     tls: bool = setting(False, doc="connect with TLS")
     ca_file: Path | None = setting(None, doc="CA certificate for TLS (none = system store)")
@@ -66,7 +68,9 @@ class AuthConfig:
     """Optional HTTP basic auth; on when a username is set."""
 
     username: str | None = setting(None, doc="NEUROCLIP_DASHBOARD__AUTH__USERNAME")
-    password: str | None = setting(None, doc="NEUROCLIP_DASHBOARD__AUTH__PASSWORD")
+    password: str | None = setting(
+        None, doc="from NEUROCLIP_DASHBOARD__AUTH__PASSWORD only", secret=True
+    )
     password_file: Path | None = setting(None, doc="file holding the password")
 
     def credentials(self) -> tuple[str, str] | None:

@@ -51,9 +51,14 @@ def setting(
     le: float | None = None,
     lt: float | None = None,
     doc: str = "",
+    secret: bool = False,
 ) -> Any:
-    """Declare a configuration field with optional numeric bounds and a one-line help text."""
-    metadata = {"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc}
+    """Declare a configuration field with optional numeric bounds and a one-line help text.
+
+    A ``secret`` field (a password) is taken from the environment or the command line only:
+    a configuration file that sets it is refused, since such files get copied and committed.
+    """
+    metadata = {"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc, "secret": secret}
     if isinstance(default, (list, dict, set)):
         raise TypeError("setting() defaults must be immutable: use a tuple")
     return dataclasses.field(default=default, metadata=metadata)
@@ -244,6 +249,8 @@ def _build(schema: type[T], data: Mapping[str, Any], *, prefix: str, context: _C
             merged = _merged(as_dict(field.default), given) if isinstance(given, Mapping) else given
             values[fname] = _coerce(hint, merged, key, field.metadata, context)
         elif fname in data:
+            if field.metadata.get("secret") and data[fname] is not None:
+                _refuse_secret_in_file(key, context)
             values[fname] = _coerce(hint, data[fname], key, field.metadata, context)
         elif dataclasses.is_dataclass(hint):
             values[fname] = _build(hint, {}, prefix=f"{key}.", context=context)
@@ -273,6 +280,19 @@ def _merged(base: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
             _merged(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, Mapping) else v
         )
     return out
+
+
+def _refuse_secret_in_file(key: str, context: _Context) -> None:
+    source = context.source_of(key)
+    if context.file is not None and source == context.file:
+        raise ConfigError(
+            f"'{key}' is set in {context.file}: secrets are never read from configuration "
+            "files (the value is not shown).",
+            key=key,
+            fix=f"remove it from the file and set {env_var_for(context.name, key)} or "
+            f"{key}_file instead.",
+            path=context.file,
+        )
 
 
 def _invalid(key: str, expected: str, found: Any, context: _Context) -> ConfigError:

@@ -108,7 +108,9 @@ class MqttConfig:
     host: str = setting("127.0.0.1")
     port: int = setting(1883, ge=1, le=65535)
     username: str | None = setting(None)
-    password: str | None = setting(None, doc="prefer NEUROCLIP_MONITOR__MQTT__PASSWORD")
+    password: str | None = setting(
+        None, doc="from NEUROCLIP_MONITOR__MQTT__PASSWORD only", secret=True
+    )
     password_file: Path | None = setting(None, doc="file holding the password")
     tls: bool = setting(False, doc="connect with TLS")
     ca_file: Path | None = setting(None, doc="CA certificate for TLS (none = system store)")

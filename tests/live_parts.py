@@ -52,7 +52,7 @@ class Broker:
         self.conf.write_text(
             f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
             "set_tcp_nodelay true\n"
-            f"persistence true\npersistence_location {folder}/\n"
+            f"persistence true\npersistence_location {folder}/\nautosave_interval 1\n"
             f"log_dest file {folder}/mosquitto.log\n"
         )
         self.proc: subprocess.Popen | None = None
@@ -74,6 +74,13 @@ class Broker:
             self.proc.wait(10)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: only what autosave (every second) wrote survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
 
 @dataclass
 class Subscriber:
@@ -82,6 +89,8 @@ class Subscriber:
     port: int
     topic: str
     messages: list[tuple[str, dict, float]] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    """Payloads that were not strict JSON (a NaN, say), with their topic."""
 
     def __post_init__(self):
         import paho.mqtt.client as mqtt
@@ -101,8 +110,14 @@ class Subscriber:
     def _on_message(self, client, userdata, msg) -> None:
         import pylsl
 
+        try:  # NaN and infinities are not JSON; json.loads would accept them
+            message = json.loads(msg.payload, parse_constant=_refuse_non_finite)
+        except ValueError as exc:
+            with self._lock:
+                self.invalid.append(f"{msg.topic}: {exc}")
+            return
         with self._lock:
-            self.messages.append((msg.topic, json.loads(msg.payload), pylsl.local_clock()))
+            self.messages.append((msg.topic, message, pylsl.local_clock()))
 
     def of(self, kind: str) -> list[dict]:
         with self._lock:
@@ -121,20 +136,28 @@ class Subscriber:
         self.client.disconnect()
 
 
+def _refuse_non_finite(name: str) -> float:
+    raise ValueError(f"non-finite number {name}")
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:6]}"
 
 
 def start_simulator(
-    prefix: str, lsl_env: dict, duration_s: float = 120.0, **live
+    prefix: str, lsl_env: dict, duration_s: float = 120.0, config: Path | None = None, **live
 ) -> subprocess.Popen:
-    """``neuroclip simulate --live`` with stream names ``<prefix>-EEG`` etc."""
+    """``neuroclip simulate --live`` with stream names ``<prefix>-EEG`` etc.; ``live`` keys
+    become environment overrides of ``live.*``, ``config`` a YAML (faults, say)."""
     env = {**lsl_env}
     for key, value in live.items():
         env[f"NEUROCLIP_SIMULATE__LIVE__{key.upper()}"] = str(value)
     env["NEUROCLIP_SIMULATE__LIVE__DURATION_S"] = str(duration_s)
+    argv = [sys.executable, "-m", "neuroclip", "simulate", "--live", "--name-prefix", prefix]
+    if config is not None:
+        argv += ["--config", str(config)]
     return subprocess.Popen(
-        [sys.executable, "-m", "neuroclip", "simulate", "--live", "--name-prefix", prefix],
+        argv,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -211,6 +234,30 @@ def read_log(folder: Path) -> list[dict]:
     files = sorted(folder.rglob("*.scores.jsonl"))
     assert len(files) == 1, files
     return [json.loads(line) for line in files[0].read_text().splitlines()]
+
+
+def log_lines(folder: Path) -> list[dict]:
+    """Every complete line of the (single) session log under ``folder`` so far."""
+    files = sorted(folder.rglob("*.scores.jsonl")) if folder.exists() else []
+    if not files:
+        return []
+    text = files[0].read_text()
+    return [json.loads(x) for x in text[: text.rfind("\n") + 1].splitlines() if x.strip()]
+
+
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until true; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def contiguous(seqs: list[int]) -> bool:
+    """Whether sequence numbers run 0, 1, 2... with nothing skipped or repeated."""
+    return seqs == list(range(len(seqs)))
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

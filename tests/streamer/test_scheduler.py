@@ -105,3 +105,21 @@ def test_a_silent_stream_yields_late_windows_and_scoring_resumes_after_a_restart
     ends = [w.t_end for w in s.windows]
     assert np.allclose(np.diff(ends), 1.0), "the window grid must not move"
     assert s.windows[-1].window is not None
+
+
+def test_a_clock_jump_starts_a_new_segment_and_scoring_resumes_on_the_new_clock():
+    s = FakeSession()
+    s.advance(20.0)
+    n_before = len(s.windows)
+    s.t0["nirs"] += 5.0  # the fNIRS device's clock jumps 5 s ahead, samples keep coming
+    s.advance(30.0)
+    s.t0["nirs"] -= 1.5  # and then 1.5 s back
+    s.advance(30.0)
+    assert s.buffers["nirs"].jumps == 2 and s.buffers["eeg"].jumps == 0
+    after = [w.reasons for w in s.windows[n_before:]]
+    assert sum("nirs_restart" in r for r in after) >= 5, after
+    assert not any("nirs_misaligned" in r for r in after), "a jump must not mis-cut a window"
+    stream_trouble = {"nirs_late", "nirs_restart", "nirs_incomplete", "nirs_gap", "warmup"}
+    assert not stream_trouble & set(after[-1]), after[-1]
+    assert [w.seq for w in s.windows] == list(range(len(s.windows)))
+    assert np.allclose(np.diff([w.t_end for w in s.windows]), 1.0)

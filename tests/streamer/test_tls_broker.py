@@ -24,6 +24,7 @@ import pytest
 from dashboard.config import BrokerConfig
 from dashboard.feed import BrokerFeed
 from dashboard.store import SnapshotStore
+from tests.conftest import REPO
 from tests.live_parts import (
     free_port,
     monitor_config,
@@ -33,8 +34,10 @@ from tests.live_parts import (
     unique,
 )
 
-MONITOR_USER, MONITOR_SECRET = "monitor1", f"s3cret-{uuid.uuid4().hex[:8]}"
-READER_USER, READER_SECRET = "reader", f"r3ader-{uuid.uuid4().hex[:8]}"
+# the shipped ACL's convention: a monitor's user name is its site; readers log in as dashboard
+MONITOR_USER, MONITOR_SECRET = "room1", f"s3cret-{uuid.uuid4().hex[:8]}"
+READER_USER, READER_SECRET = "dashboard", f"r3ader-{uuid.uuid4().hex[:8]}"
+SHIPPED = REPO / "configs" / "mosquitto"
 
 
 def _run(*argv: str, cwd) -> None:
@@ -107,16 +110,17 @@ def tls_broker(tmp_path):
     passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     _run(passwd, "-c", "-b", "passwd", MONITOR_USER, MONITOR_SECRET, cwd=folder)
     _run(passwd, "-b", "passwd", READER_USER, READER_SECRET, cwd=folder)
-    (folder / "acl").write_text(
-        f"user {MONITOR_USER}\ntopic write neuroclip/v1/room1/#\n\n"
-        f"user {READER_USER}\ntopic read neuroclip/v1/#\n"
-    )
+    # the shipped configuration and ACL, with the image's paths moved into the test folder
+    shutil.copy(SHIPPED / "acl", folder / "acl")
     port = free_port()
+    conf = (SHIPPED / "tls.conf").read_text()
+    conf = conf.replace("listener 8883", f"listener {port} 127.0.0.1")
+    conf = conf.replace("/mosquitto/config/certs/", f"{folder}/")
+    conf = conf.replace("/mosquitto/config/", f"{folder}/")
+    conf = conf.replace("/mosquitto/data/", f"{folder}/")
+    assert "/mosquitto/" not in conf, conf
     (folder / "mosquitto.conf").write_text(
-        f"user root\nlistener {port} 127.0.0.1\ncafile {folder}/ca.crt\n"
-        f"certfile {folder}/server.crt\nkeyfile {folder}/server.key\n"
-        f"allow_anonymous false\npassword_file {folder}/passwd\nacl_file {folder}/acl\n"
-        f"log_dest file {folder}/mosquitto.log\n"
+        f"user root\n{conf}\nlog_dest file {folder}/mosquitto.log\n"
     )
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     proc = subprocess.Popen([binary, "-c", str(folder / "mosquitto.conf")])
