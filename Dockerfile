@@ -1,16 +1,50 @@
-# First version of the runtime image (finished in the "Ship it" issue): no torch, the
-# package and its runtime dependencies only. It runs `neuroclip monitor`; point
-# it at a broker with --broker mqtt://HOST:PORT or NEUROCLIP_MONITOR__MQTT__HOST.
-FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-WORKDIR /app
+# syntax=docker/dockerfile:1
+# The runtime image of NeuroCLIP Monitor: the package with its runtime dependencies and
+# ONNX Runtime, never torch. It runs `neuroclip monitor` on configs/monitor.yaml; the same
+# image runs `neuroclip dashboard`, `neuroclip replay` and `neuroclip simulate --live`.
+#
+#   docker build -t neuroclip-monitor .                         # ONNX Runtime on the CPU
+#   docker build -t neuroclip-monitor:cuda --build-arg CUDA=1 .  # CUDA build; run with --gpus all
+#
+# The CUDA build swaps onnxruntime for onnxruntime-gpu with its CUDA and cuDNN wheels, so the
+# host needs only the NVIDIA driver and the container toolkit. Research software, not a
+# medical device. See docs/deploy.md.
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ARG CUDA=0
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY neuroclip ./neuroclip
 COPY models ./models
 COPY streamer ./streamer
 COPY dashboard ./dashboard
+RUN python -m venv /opt/neuroclip \
+ && /opt/neuroclip/bin/pip install . \
+ && if [ "$CUDA" = "1" ]; then \
+        /opt/neuroclip/bin/pip uninstall -y onnxruntime \
+        && /opt/neuroclip/bin/pip install "onnxruntime-gpu[cuda,cudnn]>=1.20"; \
+    fi \
+ && if /opt/neuroclip/bin/python -c "import torch" 2>/dev/null; then \
+        echo "torch must not be in the runtime image" >&2; exit 1; \
+    fi \
+ && /opt/neuroclip/bin/neuroclip monitor --help > /dev/null
+
+FROM python:${PYTHON_VERSION}-slim
+LABEL org.opencontainers.image.title="NeuroCLIP Monitor" \
+      org.opencontainers.image.description="Real-time EEG+fNIRS biomarker monitor. Research software, not a medical device." \
+      org.opencontainers.image.licenses="MIT"
+ENV PATH=/opt/neuroclip/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY --from=build /opt/neuroclip /opt/neuroclip
+WORKDIR /app
 COPY configs ./configs
-RUN pip install . && useradd --create-home neuroclip
+RUN useradd --create-home --uid 10001 neuroclip \
+ && mkdir -p /app/sessions \
+ && chown neuroclip /app/sessions
 USER neuroclip
+# session logs: mount a volume here so they outlive the container
+VOLUME ["/app/sessions"]
+EXPOSE 8050
 ENTRYPOINT ["neuroclip"]
 CMD ["monitor", "--config", "configs/monitor.yaml"]
