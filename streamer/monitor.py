@@ -405,12 +405,19 @@ class Monitor:
                 "hop_s": self.scheduler.hop_s,
                 "window_s": self.scheduler.window_s,
             },
-            "phase": self.phases.info(now, now).phase if now is not None else None,
+            "phase": self._phase_now(now),
             "streams": streams,
             "latency_ms": self.latency.summary(),
             "broker": self.mqtt.snapshot() if self.mqtt else {"enabled": self.cfg.mqtt.enabled},
             "log": self.log.snapshot() if self.log else None,
         }
+
+    def _phase_now(self, now: float | None) -> str | None:
+        """The phase at the streams' clock (a replay faster than real time runs ahead)."""
+        if now is None:
+            return None
+        t = self.scheduler.stream_time(now)
+        return self.phases.info(t, t).phase
 
     @staticmethod
     def _status_line(status: dict) -> str:

@@ -123,3 +123,14 @@ def test_a_clock_jump_starts_a_new_segment_and_scoring_resumes_on_the_new_clock(
     assert not stream_trouble & set(after[-1]), after[-1]
     assert [w.seq for w in s.windows] == list(range(len(s.windows)))
     assert np.allclose(np.diff([w.t_end for w in s.windows]), 1.0)
+
+
+def test_a_stream_whose_clock_jumps_back_further_than_max_wait_is_waited_for_not_lost():
+    s = FakeSession()
+    s.advance(20.0)
+    s.t0["nirs"] -= 5.0  # 5 s back: its samples now arrive 5 s "late" for good
+    s.advance(40.0)
+    last = s.windows[-10:]
+    stream_trouble = {"nirs_late", "eeg_late", "nirs_restart", "warmup", "nirs_incomplete"}
+    assert all(not stream_trouble & set(w.reasons) for w in last), [w.reasons for w in last]
+    assert [w.seq for w in s.windows] == list(range(len(s.windows)))
