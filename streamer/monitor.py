@@ -269,23 +269,34 @@ class Monitor:
         buffer = self.buffers[role]
         if buffer.segment is None or buffer.segment.number != event.segment:
             return
-        ingest_ms = 1000 * (self.clock() - float(event.stamps[-1]))
+        received_at = self.clock()
         started = time.perf_counter()
-        jumps = buffer.jumps
         buffer.add(event)
-        if buffer.jumps != jumps:
-            self._event("stream/clock_jump", self.clock(), role=role)
-        self._poll(event, ingest_ms, started)
+        for jump in buffer.take_jumps():
+            self._event(
+                "stream/clock_jump",
+                self.clock(),
+                role=role,
+                step_s=round(jump.step_s, 6),
+                corrected=jump.corrected,
+            )
+        # the newest sample on the corrected clock, the one windows are cut on
+        last_sample = float(event.stamps[-1]) + buffer.clock_correction_s
+        self._poll(last_sample, 1000 * (received_at - last_sample), started)
 
     def _poll(
-        self, completing: Chunk | None = None, ingest_ms: float = 0.0, started: float = 0.0
+        self, last_sample: float | None = None, ingest_ms: float = 0.0, started: float = 0.0
     ) -> None:
-        """Queue every due window with the latency it has gathered so far."""
+        """Queue every due window with the latency it has gathered so far.
+
+        ``last_sample`` is the timestamp of the newest sample of the chunk that completed the
+        windows (``None`` when the timer releases them).
+        """
         for window in self.scheduler.poll(self.clock()):
             stages: dict[str, float] = {}
-            if completing is not None:
+            if last_sample is not None:
                 stages["ingest"] = ingest_ms
-                stages["last_sample"] = float(completing.stamps[-1])
+                stages["last_sample"] = last_sample
                 stages["since"] = started
             else:
                 stages["since"] = time.perf_counter()

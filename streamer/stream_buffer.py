@@ -8,9 +8,15 @@ the model rate with the chain's output. A reconnection starts a new *segment*: a
 chain, and an index origin from which window times are counted exactly as offline
 (``round((t - t0) * rate)``), so live windows equal offline windows sample for sample.
 Samples the counter says are missing are filled with NaN (the chain holds the last value and
-the window is flagged ``gap``), which keeps index and time in step. A clock jump (timestamps
-stepping back, or forward by more than the samples in between explain) also starts a new
-segment, so windows across it are flagged and later ones are cut on the new clock.
+the window is flagged ``gap``), which keeps index and time in step.
+
+Timestamps that step back, or forward by more than the samples in between explain, are told
+apart by when the samples arrived (:class:`ClockJump`): if samples kept coming, the device's
+clock jumped and the step is taken out of every later timestamp of the connection, so the
+stream stays aligned with the other one as it was before the jump; if the stream was silent
+for about as long as the step, time really passed with samples lost that no counter saw,
+and a new segment starts, so windows across it are flagged and later ones are cut on the
+timestamps as they come.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ _JUMP_FORWARD_S = 1.0
 """A timestamp step this much longer than the samples in between is a clock jump."""
 _JUMP_BACK_S = 0.05
 """A timestamp step back by more than this is a clock jump (LSL time never runs back)."""
+_SPEED_SPAN_S = 1.0
+"""Seconds of arrivals needed before the stream's clock speed is estimated (1 until then)."""
 _SEARCH_HALF_WIDTH = 32
 """Timestamps read on each side of the expected start of a window."""
 
@@ -46,6 +54,19 @@ class Segment:
     """LSL time of the segment's first sample."""
     raw_first: int
     out_first: int
+
+
+@dataclass(frozen=True)
+class ClockJump:
+    """A timestamp step the samples in between do not explain."""
+
+    step_s: float
+    """How far the timestamps stepped beyond the expected sample spacing (+ ahead, - back)."""
+    silent_s: float
+    """How long the stream was silent across the step, on the stream's clock."""
+    corrected: bool
+    """``True``: samples kept coming, so the device's clock jumped and the step was taken out
+    of later timestamps. ``False``: time passed; a new segment started."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +112,11 @@ class ModalityBuffer:
         self.description: StreamDescription | None = None
         self.lost = False
         self.jumps = 0
-        """Clock jumps seen (each started a new segment)."""
+        """Timestamp jumps seen (corrected or starting a new segment)."""
+        self.clock_correction_s = 0.0
+        """Seconds added to this connection's timestamps, undoing its clock jumps."""
+        self._new_jumps: list[ClockJump] = []
+        self._origin: tuple[float, float] | None = None
         self._chain: EegChain | NirsChain | None = None
         self._picks: list[int] = []
         self._stamps = self._raw = self._out = None
@@ -124,6 +149,7 @@ class ModalityBuffer:
         self._chain = self._new_chain()
         self.segment = Segment(number, np.nan, self._stamps.end, self._out.end)
         self.lost = False
+        self.clock_correction_s = 0.0
 
     def _new_chain(self) -> EegChain | NirsChain:
         rate, layout = self.description.nominal_rate, self.description.layout
@@ -150,28 +176,29 @@ class ModalityBuffer:
         self.lost = True
 
     def add(self, chunk: Chunk) -> None:
-        """Preprocess and store one chunk of the current segment (split at a clock jump)."""
+        """Preprocess and store one chunk, handling any clock jump inside it."""
         assert self._chain is not None and self.segment is not None
-        jump = self._first_jump(chunk)
-        if jump is not None:
-            if jump > 0:
-                self.add(replace(chunk, data=chunk.data[:jump], stamps=chunk.stamps[:jump]))
-            step = chunk.stamps[jump] - (chunk.stamps[jump - 1] if jump else self.last_stamp)
-            logger.warning(
-                "%s: clock jump of %+.3f s between samples; starting a new segment",
-                self.role,
-                step,
-            )
-            self.jumps += 1
-            self._chain = self._new_chain()
-            self.segment = Segment(self.segment.number, np.nan, self._stamps.end, self._out.end)
-            rest = replace(chunk, data=chunk.data[jump:], stamps=chunk.stamps[jump:], gap_before=0)
-            self.add(rest)
-            return
+        stamps = np.asarray(chunk.stamps, float) + self.clock_correction_s
+        chunk = replace(chunk, stamps=stamps)
+        while (found := self._first_jump(chunk)) is not None:
+            index, step = found
+            if index > 0:
+                self._add_continuous(
+                    replace(chunk, data=chunk.data[:index], stamps=chunk.stamps[:index])
+                )
+                chunk = replace(
+                    chunk, data=chunk.data[index:], stamps=chunk.stamps[index:], gap_before=0
+                )
+            chunk = self._on_jump(chunk, step)
         self._add_continuous(chunk)
 
-    def _first_jump(self, chunk: Chunk) -> int | None:
-        """Index of the first sample after a clock jump in ``chunk``, if any."""
+    def take_jumps(self) -> list[ClockJump]:
+        """The clock jumps seen since the last call (for the monitor's events)."""
+        jumps, self._new_jumps = self._new_jumps, []
+        return jumps
+
+    def _first_jump(self, chunk: Chunk) -> tuple[int, float] | None:
+        """Index of the first sample after a clock jump in ``chunk`` and the step, if any."""
         stamps = np.asarray(chunk.stamps, float)
         continuing = self.segment.raw_first != self._stamps.end
         previous = [self.last_stamp] if continuing and self.last_stamp is not None else []
@@ -185,7 +212,44 @@ class ModalityBuffer:
         bad = np.flatnonzero((excess > _JUMP_FORWARD_S) | (steps < -_JUMP_BACK_S))
         if len(bad) == 0:
             return None
-        return int(bad[0]) + (0 if previous else 1)
+        return int(bad[0]) + (0 if previous else 1), float(excess[bad[0]])
+
+    def _on_jump(self, chunk: Chunk, step: float) -> Chunk:
+        """Correct a clock jump at ``chunk``'s first sample, or start a new segment there."""
+        arrival = max(0.0, float(chunk.received) - self.last_received)
+        silent = arrival * self._stamp_speed()
+        corrected = step < 0 or silent < 0.5 * step
+        self.jumps += 1
+        self._new_jumps.append(ClockJump(step, silent, corrected))
+        if corrected:
+            logger.warning(
+                "%s: clock jump of %+.3f s between samples while samples kept coming; "
+                "corrected, so windows stay aligned",
+                self.role,
+                step,
+            )
+            self.clock_correction_s -= step
+            return replace(chunk, stamps=chunk.stamps - step)
+        logger.warning(
+            "%s: timestamps stepped %+.3f s across %.3f s of silence: samples were lost that "
+            "the counter did not show; starting a new segment",
+            self.role,
+            step,
+            silent,
+        )
+        self._chain = self._new_chain()
+        self.segment = Segment(self.segment.number, np.nan, self._stamps.end, self._out.end)
+        return replace(chunk, gap_before=0)
+
+    def _stamp_speed(self) -> float:
+        """Timestamp seconds per second of arrival: 1 live, K for a replay at speed K."""
+        if self._origin is None or self.last_received is None or self.last_stamp is None:
+            return 1.0
+        stamp0, received0 = self._origin
+        span = self.last_received - received0
+        if span < _SPEED_SPAN_S:
+            return 1.0
+        return max(1.0, (self.last_stamp - stamp0) / span)
 
     def _add_continuous(self, chunk: Chunk) -> None:
         data, stamps = np.asarray(chunk.data, float), chunk.stamps
@@ -202,6 +266,7 @@ class ModalityBuffer:
                 self.segment.raw_first,
                 self.segment.out_first,
             )
+            self._origin = (float(stamps[-1]), float(chunk.received))
             missing = 0
         if missing > 0:
             fill_stamps = self.last_stamp + np.arange(1, missing + 1) / self.sfreq

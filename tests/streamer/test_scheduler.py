@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.io.stream_desc import StreamLayout
 from models.signals import NirsLayout
@@ -32,9 +33,14 @@ def _description(role: str) -> StreamDescription:
 
 
 class FakeSession:
-    """Two buffers fed with noise in 100 ms chunks on a clock the test moves."""
+    """Two buffers fed with noise in 100 ms chunks on a clock the test moves.
 
-    def __init__(self):
+    ``speed`` > 1 stamps samples on a virtual clock that runs that much faster than their
+    arrival, as a replay does; ``shift`` moves a device's timestamps without changing when
+    its samples come (a clock jump); moving ``t0`` moves when they come (an outage).
+    """
+
+    def __init__(self, speed: float = 1.0):
         params = SignalParams()
         self.buffers = {
             "eeg": ModalityBuffer("eeg", params, tuple(EEG_CHANNELS), keep_s=40.0),
@@ -50,10 +56,13 @@ class FakeSession:
             max_wait_s=2.0,
         )
         self.rng = np.random.default_rng(0)
+        self.speed = speed
         self.segment = {"eeg": 0, "nirs": 0}
         self.sent = {"eeg": 0, "nirs": 0}
         self.t0 = {"eeg": 100.0, "nirs": 100.0}
+        self.shift = {"eeg": 0.0, "nirs": 0.0}
         self.now = 100.0
+        self.wall = 100.0
         self.windows = []
         for role in RATES:
             self.restart(role, 100.0)
@@ -65,8 +74,10 @@ class FakeSession:
         self.buffers[role].start_segment(self.segment[role], _description(role))
 
     def advance(self, seconds: float, silent: tuple[str, ...] = ()) -> None:
+        """Move the streams' clock on by ``seconds`` (``seconds / speed`` of arrival)."""
         for _ in range(round(seconds * 10)):
             self.now += 0.1
+            self.wall += 0.1 / self.speed
             for role, rate in RATES.items():
                 due = round((self.now - self.t0[role]) * rate)
                 n = due - self.sent[role]
@@ -76,10 +87,10 @@ class FakeSession:
                 data = self.rng.standard_normal((n, width)) * (10 if role == "eeg" else 0.01) + (
                     0 if role == "eeg" else 1.0
                 )
-                stamps = self.t0[role] + np.arange(self.sent[role], due) / rate
-                self.buffers[role].add(Chunk(role, self.segment[role], data, stamps, self.now))
+                stamps = self.t0[role] + self.shift[role] + np.arange(self.sent[role], due) / rate
+                self.buffers[role].add(Chunk(role, self.segment[role], data, stamps, self.wall))
                 self.sent[role] = due
-            self.windows.extend(self.scheduler.poll(self.now))
+            self.windows.extend(self.scheduler.poll(self.wall))
 
 
 def test_a_silent_stream_yields_late_windows_and_scoring_resumes_after_a_restart():
@@ -107,30 +118,61 @@ def test_a_silent_stream_yields_late_windows_and_scoring_resumes_after_a_restart
     assert s.windows[-1].window is not None
 
 
-def test_a_clock_jump_starts_a_new_segment_and_scoring_resumes_on_the_new_clock():
-    s = FakeSession()
+def _jumped_and_steady(speed: float) -> tuple[FakeSession, FakeSession]:
+    """The same session twice: once with clock jumps while samples keep coming, once without."""
+    jumped, steady = FakeSession(speed), FakeSession(speed)
+    for s in (jumped, steady):
+        s.advance(20.0)
+    jumped.shift["nirs"] += 5.0  # the fNIRS device's clock jumps 5 s ahead
+    for s in (jumped, steady):
+        s.advance(15.0)
+    jumped.shift["eeg"] -= 1.0  # the EEG device's clock 1 s back
+    for s in (jumped, steady):
+        s.advance(15.0)
+    jumped.shift["nirs"] -= 8.0  # and the fNIRS clock 8 s back, beyond max_wait and the jump
+    for s in (jumped, steady):
+        s.advance(20.0)
+    return jumped, steady
+
+
+@pytest.mark.parametrize("speed", [1.0, 10.0])
+def test_clock_jumps_while_samples_keep_coming_are_corrected_and_windows_stay_aligned(speed):
+    jumped, steady = _jumped_and_steady(speed)
+    jumps = {role: b.take_jumps() for role, b in jumped.buffers.items()}
+    assert [j.step_s for j in jumps["nirs"]] == pytest.approx([5.0, -8.0], abs=1e-9)
+    assert [j.step_s for j in jumps["eeg"]] == pytest.approx([-1.0], abs=1e-9)
+    assert all(j.corrected for js in jumps.values() for j in js), jumps
+    assert jumped.buffers["nirs"].clock_correction_s == pytest.approx(3.0)
+    # every window is what it would have been without the jumps: same time, flags and data
+    assert len(jumped.windows) == len(steady.windows) >= 55
+    for a, b in zip(jumped.windows, steady.windows, strict=True):
+        assert (a.seq, a.t_begin, a.t_end, a.reasons) == (b.seq, b.t_begin, b.t_end, b.reasons)
+        np.testing.assert_array_equal(a.window.eeg, b.window.eeg)
+        np.testing.assert_array_equal(a.window.nirs, b.window.nirs)
+    stream_trouble = ("_late", "_restart", "_incomplete", "_gap", "_misaligned")
+    troubled = [
+        w.reasons for w in jumped.windows if any(r.endswith(stream_trouble) for r in w.reasons)
+    ]
+    assert not troubled, troubled[:5]
+
+
+@pytest.mark.parametrize("speed", [1.0, 10.0])
+def test_an_outage_the_counter_does_not_show_starts_a_new_segment(speed):
+    # the fNIRS stream goes silent for 5 s and resumes with its counter continuing: time
+    # passed, samples were lost, so later windows are cut on the new timestamps
+    s = FakeSession(speed)
     s.advance(20.0)
     n_before = len(s.windows)
-    s.t0["nirs"] += 5.0  # the fNIRS device's clock jumps 5 s ahead, samples keep coming
+    s.t0["nirs"] += 5.0
     s.advance(30.0)
-    s.t0["nirs"] -= 1.5  # and then 1.5 s back
-    s.advance(30.0)
-    assert s.buffers["nirs"].jumps == 2 and s.buffers["eeg"].jumps == 0
+    (jump,) = s.buffers["nirs"].take_jumps()
+    assert not jump.corrected and jump.step_s == pytest.approx(5.0, abs=1e-9)
+    assert jump.silent_s == pytest.approx(5.0, abs=0.2)
+    assert s.buffers["nirs"].clock_correction_s == 0.0
     after = [w.reasons for w in s.windows[n_before:]]
     assert sum("nirs_restart" in r for r in after) >= 5, after
-    assert not any("nirs_misaligned" in r for r in after), "a jump must not mis-cut a window"
+    assert not any("nirs_misaligned" in r for r in after), "an outage must not mis-cut a window"
     stream_trouble = {"nirs_late", "nirs_restart", "nirs_incomplete", "nirs_gap", "warmup"}
     assert not stream_trouble & set(after[-1]), after[-1]
     assert [w.seq for w in s.windows] == list(range(len(s.windows)))
     assert np.allclose(np.diff([w.t_end for w in s.windows]), 1.0)
-
-
-def test_a_stream_whose_clock_jumps_back_further_than_max_wait_is_waited_for_not_lost():
-    s = FakeSession()
-    s.advance(20.0)
-    s.t0["nirs"] -= 5.0  # 5 s back: its samples now arrive 5 s "late" for good
-    s.advance(40.0)
-    last = s.windows[-10:]
-    stream_trouble = {"nirs_late", "eeg_late", "nirs_restart", "warmup", "nirs_incomplete"}
-    assert all(not stream_trouble & set(w.reasons) for w in last), [w.reasons for w in last]
-    assert [w.seq for w in s.windows] == list(range(len(s.windows)))
