@@ -51,7 +51,7 @@ from streamer.outputs.session_log import SessionLog, log_path
 from streamer.phase import PhaseTracker
 from streamer.scheduler import LiveWindow, WindowScheduler
 from streamer.schema import STATUS_FORMAT
-from streamer.stream_buffer import ModalityBuffer
+from streamer.stream_buffer import ClockJump, ModalityBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ class Monitor:
         self.phases = PhaseTracker(self.params.windows.rtms_guard_s)
         keep = self.params.windows.window_s + cfg.windows.max_wait_s + 20.0
         self.buffers = {
-            "eeg": ModalityBuffer("eeg", self.params, self.eeg_channels, keep),
-            "nirs": ModalityBuffer("nirs", self.params, (), keep),
+            "eeg": ModalityBuffer("eeg", self.params, self.eeg_channels, keep, self._clock_jump),
+            "nirs": ModalityBuffer("nirs", self.params, (), keep, self._clock_jump),
         }
         self.scheduler = WindowScheduler(
             self.params,
@@ -272,14 +272,6 @@ class Monitor:
         received_at = self.clock()
         started = time.perf_counter()
         buffer.add(event)
-        for jump in buffer.take_jumps():
-            self._event(
-                "stream/clock_jump",
-                self.clock(),
-                role=role,
-                step_s=round(jump.step_s, 6),
-                corrected=jump.corrected,
-            )
         # the newest sample on the corrected clock, the one windows are cut on
         last_sample = float(event.stamps[-1]) + buffer.clock_correction_s
         self._poll(last_sample, 1000 * (received_at - last_sample), started)
@@ -301,6 +293,15 @@ class Monitor:
             else:
                 stages["since"] = time.perf_counter()
             self._windows.put_nowait((window, stages))
+
+    def _clock_jump(self, role: str, jump: ClockJump) -> None:
+        self._event(
+            "stream/clock_jump",
+            self.clock(),
+            role=role,
+            step_s=round(jump.step_s, 6),
+            corrected=jump.corrected,
+        )
 
     def _event(self, label: str, t: float, **extra: object) -> None:
         if self.mqtt is not None:

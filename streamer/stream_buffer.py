@@ -22,6 +22,7 @@ timestamps as they come.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -97,10 +98,18 @@ class ModalityBuffer:
         stream's layout is used whole; the bundle check makes sure it fits).
     keep_s
         Seconds of history held.
+    on_jump
+        Called with the role and each :class:`ClockJump` as it is handled (the monitor
+        publishes it as an event).
     """
 
     def __init__(
-        self, role: str, params: SignalParams, channels: tuple[str, ...], keep_s: float = 40.0
+        self,
+        role: str,
+        params: SignalParams,
+        channels: tuple[str, ...],
+        keep_s: float = 40.0,
+        on_jump: Callable[[str, ClockJump], None] | None = None,
     ):
         if role not in ("eeg", "nirs"):
             raise ValueError(f"role must be eeg or nirs, got {role!r}")
@@ -111,11 +120,9 @@ class ModalityBuffer:
         self.segment: Segment | None = None
         self.description: StreamDescription | None = None
         self.lost = False
-        self.jumps = 0
-        """Timestamp jumps seen (corrected or starting a new segment)."""
+        self.on_jump = on_jump
         self.clock_correction_s = 0.0
         """Seconds added to this connection's timestamps, undoing its clock jumps."""
-        self._new_jumps: list[ClockJump] = []
         self._origin: tuple[float, float] | None = None
         self._chain: EegChain | NirsChain | None = None
         self._picks: list[int] = []
@@ -178,8 +185,8 @@ class ModalityBuffer:
     def add(self, chunk: Chunk) -> None:
         """Preprocess and store one chunk, handling any clock jump inside it."""
         assert self._chain is not None and self.segment is not None
-        stamps = np.asarray(chunk.stamps, float) + self.clock_correction_s
-        chunk = replace(chunk, stamps=stamps)
+        if self.clock_correction_s:
+            chunk = replace(chunk, stamps=chunk.stamps + self.clock_correction_s)
         while (found := self._first_jump(chunk)) is not None:
             index, step = found
             if index > 0:
@@ -191,11 +198,6 @@ class ModalityBuffer:
                 )
             chunk = self._on_jump(chunk, step)
         self._add_continuous(chunk)
-
-    def take_jumps(self) -> list[ClockJump]:
-        """The clock jumps seen since the last call (for the monitor's events)."""
-        jumps, self._new_jumps = self._new_jumps, []
-        return jumps
 
     def _first_jump(self, chunk: Chunk) -> tuple[int, float] | None:
         """Index of the first sample after a clock jump in ``chunk`` and the step, if any."""
@@ -219,8 +221,8 @@ class ModalityBuffer:
         arrival = max(0.0, float(chunk.received) - self.last_received)
         silent = arrival * self._stamp_speed()
         corrected = step < 0 or silent < 0.5 * step
-        self.jumps += 1
-        self._new_jumps.append(ClockJump(step, silent, corrected))
+        if self.on_jump is not None:
+            self.on_jump(self.role, ClockJump(step, silent, corrected))
         if corrected:
             logger.warning(
                 "%s: clock jump of %+.3f s between samples while samples kept coming; "

@@ -12,7 +12,7 @@ from models.windows import SignalParams
 from streamer.lsl_reader import Chunk, StreamDescription
 from streamer.phase import PhaseTracker
 from streamer.scheduler import WindowScheduler
-from streamer.stream_buffer import ModalityBuffer
+from streamer.stream_buffer import ClockJump, ModalityBuffer
 
 RATES = {"eeg": 500.0, "nirs": 10.0}
 
@@ -42,9 +42,10 @@ class FakeSession:
 
     def __init__(self, speed: float = 1.0):
         params = SignalParams()
+        self.jumps = {"eeg": [], "nirs": []}
         self.buffers = {
-            "eeg": ModalityBuffer("eeg", params, tuple(EEG_CHANNELS), keep_s=40.0),
-            "nirs": ModalityBuffer("nirs", params, (), keep_s=40.0),
+            "eeg": ModalityBuffer("eeg", params, tuple(EEG_CHANNELS), 40.0, self._record_jump),
+            "nirs": ModalityBuffer("nirs", params, (), 40.0, self._record_jump),
         }
         self.scheduler = WindowScheduler(
             params,
@@ -66,6 +67,9 @@ class FakeSession:
         self.windows = []
         for role in RATES:
             self.restart(role, 100.0)
+
+    def _record_jump(self, role: str, jump: ClockJump) -> None:
+        self.jumps[role].append(jump)
 
     def restart(self, role: str, t: float) -> None:
         self.segment[role] += 1
@@ -138,7 +142,7 @@ def _jumped_and_steady(speed: float) -> tuple[FakeSession, FakeSession]:
 @pytest.mark.parametrize("speed", [1.0, 10.0])
 def test_clock_jumps_while_samples_keep_coming_are_corrected_and_windows_stay_aligned(speed):
     jumped, steady = _jumped_and_steady(speed)
-    jumps = {role: b.take_jumps() for role, b in jumped.buffers.items()}
+    jumps = jumped.jumps
     assert [j.step_s for j in jumps["nirs"]] == pytest.approx([5.0, -8.0], abs=1e-9)
     assert [j.step_s for j in jumps["eeg"]] == pytest.approx([-1.0], abs=1e-9)
     assert all(j.corrected for js in jumps.values() for j in js), jumps
@@ -165,7 +169,8 @@ def test_an_outage_the_counter_does_not_show_starts_a_new_segment(speed):
     n_before = len(s.windows)
     s.t0["nirs"] += 5.0
     s.advance(30.0)
-    (jump,) = s.buffers["nirs"].take_jumps()
+    (jump,) = s.jumps["nirs"]
+    assert not s.jumps["eeg"]
     assert not jump.corrected and jump.step_s == pytest.approx(5.0, abs=1e-9)
     assert jump.silent_s == pytest.approx(5.0, abs=0.2)
     assert s.buffers["nirs"].clock_correction_s == 0.0
@@ -176,3 +181,16 @@ def test_an_outage_the_counter_does_not_show_starts_a_new_segment(speed):
     assert not stream_trouble & set(after[-1]), after[-1]
     assert [w.seq for w in s.windows] == list(range(len(s.windows)))
     assert np.allclose(np.diff([w.t_end for w in s.windows]), 1.0)
+
+
+def test_a_stream_whose_clock_jumps_back_further_than_max_wait_is_waited_for_not_lost():
+    s = FakeSession()
+    s.advance(20.0)
+    s.t0["nirs"] -= 5.0  # 5 s back, with a burst of the samples its clock now says are due
+    s.advance(40.0)
+    (jump,) = s.jumps["nirs"]
+    assert jump.corrected and jump.step_s == pytest.approx(-5.0, abs=0.2)
+    last = s.windows[-10:]
+    stream_trouble = {"nirs_late", "eeg_late", "nirs_restart", "warmup", "nirs_incomplete"}
+    assert all(not stream_trouble & set(w.reasons) for w in last), [w.reasons for w in last]
+    assert [w.seq for w in s.windows] == list(range(len(s.windows)))
