@@ -14,8 +14,8 @@ Timestamps that step back, or forward by more than the samples in between explai
 apart by when the samples arrived (:class:`ClockJump`): if samples kept coming, the device's
 clock jumped and the step is taken out of every later timestamp of the connection, so the
 stream stays aligned with the other one as it was before the jump; if the stream was silent
-for about as long as the step, time really passed with samples lost that no counter saw,
-and a new segment starts, so windows across it are flagged and later ones are cut on the
+for at least half the step, time really passed with samples lost that no counter saw, and
+a new segment starts, so windows across it are flagged and later ones are cut on the
 timestamps as they come.
 """
 
