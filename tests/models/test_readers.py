@@ -29,6 +29,11 @@ SHARED = [
     ("eeglab/test_raw.set", {"eeg": (32, 128.0)}),
     ("snirf/homer_neuro_run01.snirf", {"nirs": (18, 20.03)}),
     ("snirf/nirsport2_2021-10-01_002.snirf", {"nirs": (44, 10.17)}),
+    # Kernel Flow 50: already haemoglobin (HbO/HbR per pair), 1.6 s long
+    ("snirf/kernel_flow50_hb.snirf", {"nirs": (360, 8.26)}),
+    # NIRx raw folders: NIRScout with 5 short-separation pairs, NIRSport1 with saturation
+    ("nirx/nirscout_15_2_short_channels", {"nirs": (26, 12.5)}),
+    ("nirx/nirsport1_15_3_saturation", {"nirs": (26, 10.42)}),
     ("xdf/muselsl2/sub-P001_ses-S001_task-Default_run-001_eeg.xdf", {"eeg": (5, 256.0)}),
     ("xdf/muselsl2/sub-P002_ses-S001_task-Default_run-001_eeg.xdf", {"eeg": (5, 256.0)}),
     ("xdf/muselsl2/sub-P003_ses-S001_task-Default_run-001_eeg.xdf", {"eeg": (5, 256.0)}),
@@ -43,11 +48,13 @@ SHARED = [
 
 
 def test_the_list_covers_every_shared_recording(recordings):
-    on_disk = {
-        str(p.relative_to(recordings))
+    nirx_folders = {p.parent for p in recordings.rglob("*.hdr")}
+    files = {
+        p
         for p in recordings.rglob("*")
-        if p.suffix in (".set", ".snirf", ".xdf")
+        if p.suffix in (".set", ".snirf", ".xdf") and p.parent not in nirx_folders
     }
+    on_disk = {str(p.relative_to(recordings)) for p in files | nirx_folders}
     assert on_disk == {rel for rel, _ in SHARED}
 
 
