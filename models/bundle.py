@@ -20,14 +20,19 @@ import numpy as np
 
 from models.errors import BundleError
 
-FORMAT = "neuroclip.bundle/1"
+FORMAT = "neuroclip.bundle/2"
+"""Version 2: the model also takes the cue regressors (``context``) and the hand-crafted
+``features``, and the bundle holds its session calibration and validation figures."""
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default_bundle"
 """The small default model shipped with the package (trained on the synthetic cohort)."""
 REQUIRED = (
     "format",
     "name",
     "modalities",
+    "model_inputs",
     "inputs",
+    "features",
+    "validation",
     "preprocessing",
     "outputs",
     "n_heads",
@@ -160,18 +165,20 @@ def load_bundle(path: str | Path) -> Bundle:
             fix="restore the bundle from its source.",
             path=folder,
         ) from None
+    if meta.get("format") != FORMAT:
+        raise BundleError(
+            f"{meta_path}: field format is {meta.get('format')!r}, expected {FORMAT!r} (this "
+            "version's models also take the cue context and hand-crafted features).",
+            field="format",
+            fix="retrain the model with this version of neuroclip (neuroclip train), or use "
+            "the default bundle.",
+            path=folder,
+        )
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise BundleError(
             f"{meta_path} lacks field(s) {', '.join(missing)}.",
             field=missing[0],
-            fix="re-export the bundle with this version of neuroclip.",
-            path=folder,
-        )
-    if meta["format"] != FORMAT:
-        raise BundleError(
-            f"{meta_path}: field format is {meta['format']!r}, expected {FORMAT!r}.",
-            field="format",
             fix="re-export the bundle with this version of neuroclip.",
             path=folder,
         )
@@ -182,6 +189,14 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{str(meta['model_sha256'])[:16]}...; the model was changed or damaged.",
             field="model_sha256",
             fix="restore the bundle from its source; never edit model.onnx by hand.",
+            path=folder,
+        )
+    if folder.resolve() == DEFAULT_BUNDLE and not meta["validation"].get("passed", False):
+        raise BundleError(
+            f"The default bundle {folder} failed its own validation "
+            f"({'; '.join(meta['validation'].get('warnings', [])) or 'no figures'}).",
+            field="validation.passed",
+            fix="retrain the default bundle (models/default_bundle/README.md) or pass --model.",
             path=folder,
         )
     return Bundle(folder, meta)
@@ -227,11 +242,79 @@ class BundleScorer:
         protos = bundle.meta["reference"]["prototypes"]
         self.proto_hc = np.asarray(protos["HC"], np.float32)
         self.proto_ma = np.asarray(protos["MA"], np.float32)
+        self._feature_index: dict[tuple[str, ...], np.ndarray] = {}
+
+    def pick_features(self, features: np.ndarray, names: list[str]) -> np.ndarray:
+        """The bundle's feature columns out of ``features`` ``(B, len(names))``."""
+        key = tuple(names)
+        if key not in self._feature_index:
+            where = {n: i for i, n in enumerate(names)}
+            wanted = self.bundle.meta["features"]["names"]
+            missing = [n for n in wanted if n not in where]
+            if missing:
+                raise BundleError(
+                    f"Bundle {self.bundle.path.name} needs feature(s) "
+                    f"{', '.join(missing[:4])} that these windows do not have.",
+                    field="features.names",
+                    fix="score data with the channels the model was trained on.",
+                    path=self.bundle.path,
+                )
+            self._feature_index[key] = np.array([where[n] for n in wanted], int)
+        return features[:, self._feature_index[key]]
+
+    def window_feeds(self, windows: list, feature_names: list[str]) -> dict[str, np.ndarray]:
+        """The model's inputs for a batch of :class:`models.windows.Window` whose feature
+        columns are named ``feature_names``."""
+        stack = {
+            "eeg": lambda: np.stack([w.eeg for w in windows]),
+            "nirs": lambda: np.stack([w.nirs for w in windows]),
+            "context": lambda: np.stack([w.context for w in windows]),
+            "features": lambda: self.pick_features(
+                np.stack([w.features for w in windows]), feature_names
+            ),
+        }
+        return {name: stack[name]() for name in self.bundle.meta["model_inputs"]}
+
+    def array_feeds(
+        self,
+        *,
+        eeg: np.ndarray,
+        nirs: np.ndarray,
+        context: np.ndarray,
+        features: np.ndarray,
+        feature_names: list[str],
+    ) -> dict[str, np.ndarray]:
+        """The model's inputs from batched arrays (a :class:`models.dataset.WindowSet`'s)."""
+        arrays = {
+            "eeg": eeg,
+            "nirs": nirs,
+            "context": context,
+            "features": self.pick_features(features, feature_names),
+        }
+        return {name: arrays[name] for name in self.bundle.meta["model_inputs"]}
+
+    def zero_feeds(self) -> dict[str, np.ndarray]:
+        """One window of zeros per input (a warm-up run)."""
+        spec = self.bundle.meta["inputs"]
+        shapes = {
+            "eeg": lambda: (len(spec["eeg"]["channels"]), spec["eeg"]["samples"]),
+            "nirs": lambda: (len(spec["nirs"]["channels"]), spec["nirs"]["samples"]),
+            "context": lambda: (
+                len(self.bundle.meta["context"]["channels"]),
+                spec["nirs"]["samples"],
+            ),
+            "features": lambda: (len(self.bundle.meta["features"]["names"]),),
+        }
+        return {
+            n: np.zeros((1, *shapes[n]()), np.float32) for n in self.bundle.meta["model_inputs"]
+        }
 
     def run(self, **inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw ``(logits, embedding)`` for float32 inputs named by modality."""
+        """Raw ``(logits, embedding)`` for float32 inputs named as the model's inputs
+        (``eeg``, ``nirs``, ``context``, ``features``: the bundle's own feature columns)."""
         feeds = {
-            m: np.ascontiguousarray(inputs[m], dtype=np.float32) for m in self.bundle.modalities
+            name: np.ascontiguousarray(inputs[name], dtype=np.float32)
+            for name in self.bundle.meta["model_inputs"]
         }
         logits, embedding = self.session.run(["logits", "embedding"], feeds)
         return logits, embedding

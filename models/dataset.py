@@ -18,11 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import ChannelError, DatasetError
+from models.features import FEATURES_VERSION, feature_names
 from models.io import BidsDataset
 from models.settings import as_dict
 from models.windows import SignalParams, nirs_out_names, session_windows
 
 logger = logging.getLogger(__name__)
+
+LABELED_SESSIONS = ("pre", "none")
+"""Sessions that carry the group label for supervised stages (post-rTMS sessions are what
+the shift analysis scores, so they never teach the classifier)."""
 
 
 @dataclass
@@ -39,10 +44,18 @@ class WindowSet:
     craving: np.ndarray
     t_end: np.ndarray
     usable: np.ndarray
-    in_drug_cue: np.ndarray
+    context: np.ndarray
+    """``(N, 2, nirs_samples)`` drug and neutral cue regressors."""
+    features: np.ndarray
+    """``(N, F)`` hand-crafted features (:mod:`models.features`)."""
     eeg_channels: tuple[str, ...]
     nirs_channels: tuple[str, ...]
     fingerprint: str
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the columns of :attr:`features`."""
+        return feature_names(self.eeg_channels, self.nirs_channels)
 
     def __len__(self) -> int:
         return int(self.eeg.shape[0])
@@ -71,6 +84,7 @@ def dataset_fingerprint(root: Path, params: SignalParams) -> str:
         else:
             digest.update(str(path.stat().st_size).encode())
     digest.update(json.dumps(as_dict(params), sort_keys=True).encode())
+    digest.update(f"features/{FEATURES_VERSION}".encode())
     return digest.hexdigest()
 
 
@@ -114,7 +128,8 @@ def load_windows(
             "craving",
             "t_end",
             "usable",
-            "drug",
+            "context",
+            "features",
         )
     }
     eeg_channels: tuple[str, ...] | None = None
@@ -158,7 +173,8 @@ def load_windows(
             parts["craving"].append(np.full(n, np.nan if info.craving is None else info.craving))
             parts["t_end"].append(w.t_end)
             parts["usable"].append(w.usable)
-            parts["drug"].append(w.in_drug_cue)
+            parts["context"].append(w.context)
+            parts["features"].append(w.features)
     ws = WindowSet(
         eeg=np.concatenate(parts["eeg"]),
         nirs=np.concatenate(parts["nirs"]),
@@ -169,7 +185,8 @@ def load_windows(
         craving=np.concatenate(parts["craving"]),
         t_end=np.concatenate(parts["t_end"]),
         usable=np.concatenate(parts["usable"]),
-        in_drug_cue=np.concatenate(parts["drug"]),
+        context=np.concatenate(parts["context"]),
+        features=np.concatenate(parts["features"]),
         eeg_channels=tuple(eeg_channels or ()),
         nirs_channels=tuple(nirs_channels or ()),
         fingerprint=fingerprint,

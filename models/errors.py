@@ -90,6 +90,10 @@ class DatasetError(InputDataError):
     """A BIDS dataset does not follow the dataset contract of DESIGN.md."""
 
 
+class TrainingFailedError(NeuroclipError):
+    """Training produced a model that carries no evidence (a constant output)."""
+
+
 class BundleError(NeuroclipError):
     """A model bundle is missing, tampered with, or does not fit the data or streams."""
 

@@ -1,13 +1,21 @@
 """Evaluation on the paper's three claims, with subject-wise cross-validation.
 
-For every fold the fused model, both unimodal models and the hand-crafted reference are
-trained on the other subjects only; every usable window of the held-out subjects (all their
-sessions) is then scored. A session's score is the mean of its window probabilities.
+For every fold the fused model, both unimodal models and the hand-crafted references (fusion,
+EEG-only and fNIRS-only features) are trained on the other subjects only; every usable
+window of the held-out subjects (all their sessions) is then scored. A session's score is its
+**session estimate** (:mod:`models.session_estimate`): the mean window logit through the
+fold model's session-level calibration, with a 95 % interval.
 
 - ``auc``: subject-level ROC AUC, MA vs HC, on the labelled session (``pre`` or ``none``);
-- ``rtms_shift``: per MA subject, post minus pre session score; paired Wilcoxon test;
-- ``craving``: Spearman correlation of session score and craving over all held-out sessions
-  (and within MA only).
+- ``ece``: expected calibration error of the labelled sessions' estimates;
+- ``rtms_shift``: per MA subject, post minus pre session estimate; paired Wilcoxon test;
+- ``craving``: Spearman correlation of session estimate and craving over all held-out
+  sessions (and within MA only);
+- ``warnings``: every fold's training warnings (a collapsed or gated-off deep part, no signal
+  found), and a model whose held-out session scores are one constant is flagged ``collapsed``.
+
+This module imports torch only inside :func:`cross_validate`; scoring a bundle's outputs
+(:func:`summarise`) needs numpy, scipy and scikit-learn.
 """
 
 from __future__ import annotations
@@ -21,54 +29,59 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from models.dataset import WindowSet
-from models.errors import DatasetError
-from models.handcrafted import HandcraftedModel
+from models.dataset import LABELED_SESSIONS, WindowSet
+from models.folds import subject_folds
+from models.session_estimate import (
+    SessionCalibration,
+    estimate,
+    expected_calibration_error,
+)
 from models.train_config import TrainConfig
-from models.training import LABELED_SESSIONS, predict, select_device, train_model
 
 logger = logging.getLogger(__name__)
 
 DEEP = {"fusion": ("eeg", "nirs"), "eeg": ("eeg",), "nirs": ("nirs",)}
-ABLATIONS = {
-    "fusion, no stage 1 alignment": {"enabled": False},
-    "fusion, no soft targets": {"soft_targets": 0.0},
-    "fusion, no masked reconstruction": {"masked_reconstruction": 0.0},
+HANDCRAFTED = {
+    "handcrafted": ("eeg", "nirs"),
+    "handcrafted_eeg": ("eeg",),
+    "handcrafted_nirs": ("nirs",),
 }
+ABLATIONS = {
+    "fusion, no stage 1 alignment": {"alignment": {"enabled": False}},
+    "fusion, no soft targets": {"alignment": {"soft_targets": 0.0}},
+    "fusion, no masked reconstruction": {"alignment": {"masked_reconstruction": 0.0}},
+    "fusion, no deep part (features only)": {"deep_branch": False},
+}
+MIN_SUBJECTS_PER_GROUP = 6
+"""Fewer held-out subjects than this per group make an AUC too coarse to trust: warned."""
 
 
-def subject_folds(ws: WindowSet, k: int, seed: int) -> list[list[str]]:
-    """Stratified subject-wise folds: each group's subjects dealt round-robin after a shuffle."""
-    rng = np.random.default_rng(seed)
-    folds: list[list[str]] = [[] for _ in range(k)]
-    for group in (1, 0):
-        subjects = sorted({s for s, g in zip(ws.subject, ws.group, strict=True) if g == group})
-        if len(subjects) < k:
-            raise DatasetError(
-                f"{len(subjects)} {'MA' if group else 'HC'} subject(s) for {k} folds: every fold "
-                "needs at least one subject of each group.",
-                fix=f"use --cv {max(2, len(subjects))} or fewer, or add subjects.",
-            )
-        rng.shuffle(subjects)
-        for i, subject in enumerate(subjects):
-            folds[i % k].append(subject)
-    return folds
+def _variant(cfg: TrainConfig, change: dict[str, Any]) -> TrainConfig:
+    alignment = change.get("alignment")
+    rest = {k: v for k, v in change.items() if k != "alignment"}
+    if alignment:
+        cfg = replace(cfg, alignment=replace(cfg.alignment, **alignment))
+    return replace(cfg, **rest)
 
 
-def _deep_probabilities(
-    train: WindowSet, test: WindowSet, cfg: TrainConfig, progress: bool
-) -> np.ndarray:
-    trained = train_model(train, cfg, progress=progress)
-    logits, _ = predict(trained.model, test, select_device("cpu"))
-    return 1 / (1 + np.exp(-logits.mean(axis=1) / trained.temperature))
+@np.errstate(over="ignore")
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
-def _handcrafted_probabilities(train: WindowSet, test: WindowSet, cfg: TrainConfig) -> np.ndarray:
-    lab = train.take(train.usable & np.isin(train.rtms, LABELED_SESSIONS))
-    model = HandcraftedModel(cfg.signal.eeg.target_sfreq, cfg.seed).fit(
-        lab.eeg, lab.nirs, lab.in_drug_cue, lab.group
-    )
-    return model.predict_proba(test.eeg, test.nirs, test.in_drug_cue)
+def session_estimates(
+    ws: WindowSet,
+    logits: np.ndarray,
+    calibration: SessionCalibration,
+    independent_fraction: float,
+) -> dict[tuple[str, str], Any]:
+    """Session estimate of every session of ``ws`` from its usable windows' logits."""
+    out = {}
+    keys = list(dict.fromkeys(zip(ws.subject.tolist(), ws.session.tolist(), strict=True)))
+    for subject, session in keys:
+        m = (ws.subject == subject) & (ws.session == session) & np.isfinite(logits)
+        out[(subject, session)] = estimate(logits[m], calibration, independent_fraction)
+    return out
 
 
 def cross_validate(
@@ -81,32 +94,62 @@ def cross_validate(
     bars: bool = False,
 ) -> dict[str, Any]:
     """Train and score every model per fold; return the report dictionary."""
+    from models.training import fit_feature_model, predict, select_device, train_model
+
     started = time.perf_counter()
-    folds = subject_folds(ws, k, cfg.seed)
+    folds = subject_folds(ws.subject, ws.group, k, cfg.seed)
     usable = ws.take(ws.usable)
+    independent = min(1.0, cfg.train_hop_s / cfg.signal.windows.window_s)
     variants: dict[str, TrainConfig] = {
         name: replace(cfg, modalities=mods) for name, mods in DEEP.items()
     }
     if ablation:
         for name, change in ABLATIONS.items():
-            variants[name] = replace(cfg, alignment=replace(cfg.alignment, **change))
-    probs = {name: np.full(len(usable), np.nan) for name in [*variants, "handcrafted"]}
-    fold_of = np.full(len(usable), -1)
+            variants[name] = _variant(cfg, change)
+    names = [*variants, *HANDCRAFTED]
+    logits = {name: np.full(len(usable), np.nan) for name in names}
+    temperature = {name: np.ones(len(usable)) for name in names}
+    estimates: dict[str, dict] = {name: {} for name in names}
+    warnings: dict[str, list[str]] = {name: [] for name in names}
+    gates: dict[str, list[bool]] = {name: [] for name in variants}
     timing: dict[str, float] = {}
     for f, test_subjects in enumerate(folds):
         test_mask = np.isin(usable.subject, test_subjects)
-        fold_of[test_mask] = f
         train, test = ws.take(~np.isin(ws.subject, test_subjects)), usable.take(test_mask)
         for name, variant in variants.items():
             if progress:
                 progress(f"fold {f + 1}/{k}: {name}")
             t0 = time.perf_counter()
-            probs[name][test_mask] = _deep_probabilities(train, test, variant, bars)
+            trained = train_model(train, variant, progress=bars)
+            raw, _ = predict(trained.model, test, select_device("cpu"))
+            fold_logits = raw.mean(axis=1)
+            calibration = trained.session_calibration
+            temperature[name][test_mask] = trained.temperature
+            gates[name].append(bool(trained.validation["gate"]))
+            warnings[name] += [f"fold {f + 1}: {w}" for w in trained.validation["warnings"]]
             timing[name] = timing.get(name, 0.0) + time.perf_counter() - t0
-        t0 = time.perf_counter()
-        probs["handcrafted"][test_mask] = _handcrafted_probabilities(train, test, cfg)
-        timing["handcrafted"] = timing.get("handcrafted", 0.0) + time.perf_counter() - t0
-    report = summarise(usable, probs)
+            logits[name][test_mask] = fold_logits
+            estimates[name].update(session_estimates(test, fold_logits, calibration, independent))
+        for name, mods in HANDCRAFTED.items():
+            t0 = time.perf_counter()
+            model = fit_feature_model(
+                train, np.ones(len(train), bool), replace(cfg, modalities=mods)
+            )
+            fold_logits = model.logits(test.features)
+            temperature[name][test_mask] = model.window_temperature
+            logits[name][test_mask] = fold_logits
+            estimates[name].update(
+                session_estimates(test, fold_logits, model.calibration, independent)
+            )
+            if model.inner_auc is not None and model.inner_auc <= 0.6:
+                warnings[name].append(
+                    f"fold {f + 1}: inner-CV subject AUC {model.inner_auc:.2f}: no signal found"
+                )
+            timing[name] = timing.get(name, 0.0) + time.perf_counter() - t0
+    probs = {name: _sigmoid(logits[name] / temperature[name]) for name in names}
+    report = summarise(usable, probs, estimates, warnings)
+    for name, g in gates.items():
+        report["by_model"][name]["deep_part_kept_in_folds"] = int(sum(g))
     report.update(
         folds=[sorted(map(str, fold)) for fold in folds],
         cv=k,
@@ -120,28 +163,36 @@ def cross_validate(
     )
     if ablation:
         report["ablation"] = {
-            name: report["by_model"][name]["auc"] for name in ["fusion", *ABLATIONS]
+            name: report["by_model"][name]["auc"] for name in ["fusion", *ABLATIONS, "handcrafted"]
         }
     return report
 
 
-def session_table(ws: WindowSet, probability: np.ndarray) -> list[dict[str, Any]]:
-    """One row per session: subject, session, group, rtms, craving, mean score, windows."""
+def session_table(
+    ws: WindowSet, probability: np.ndarray, estimates: dict[tuple[str, str], Any] | None = None
+) -> list[dict[str, Any]]:
+    """One row per session: subject, session, group, rtms, craving, score, interval, windows.
+
+    ``score`` is the session estimate where ``estimates`` are given, else the mean window
+    probability.
+    """
     rows = []
     keys = list(dict.fromkeys(zip(ws.subject.tolist(), ws.session.tolist(), strict=True)))
     for subject, session in keys:
         m = (ws.subject == subject) & (ws.session == session)
-        rows.append(
-            {
-                "subject": subject,
-                "session": session,
-                "group": "MA" if ws.group[m][0] else "HC",
-                "rtms": str(ws.rtms[m][0]),
-                "craving": None if np.isnan(ws.craving[m][0]) else float(ws.craving[m][0]),
-                "score": float(np.nanmean(probability[m])),
-                "windows": int(m.sum()),
-            }
-        )
+        est = None if estimates is None else estimates.get((subject, session))
+        row = {
+            "subject": subject,
+            "session": session,
+            "group": "MA" if ws.group[m][0] else "HC",
+            "rtms": str(ws.rtms[m][0]),
+            "craving": None if np.isnan(ws.craving[m][0]) else float(ws.craving[m][0]),
+            "score": float(np.nanmean(probability[m])) if est is None else est.probability,
+            "low": None if est is None else est.low,
+            "high": None if est is None else est.high,
+            "windows": int(m.sum()),
+        }
+        rows.append(row)
     return rows
 
 
@@ -153,14 +204,29 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
     return float(roc_auc_score(y, score))
 
 
-def model_metrics(ws: WindowSet, probability: np.ndarray) -> dict[str, Any]:
-    """AUCs, rTMS shift and craving correlation of one model's window probabilities."""
-    rows = session_table(ws, probability)
+def model_metrics(
+    ws: WindowSet,
+    probability: np.ndarray,
+    estimates: dict[tuple[str, str], Any] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """AUCs, calibration, rTMS shift and craving correlation of one model."""
+    rows = session_table(ws, probability, estimates)
     labelled = [r for r in rows if r["rtms"] in LABELED_SESSIONS]
     y = np.array([r["group"] == "MA" for r in labelled], int)
-    subject_auc = _auc(y, np.array([r["score"] for r in labelled]))
+    session_scores = np.array([r["score"] for r in labelled])
+    subject_auc = _auc(y, session_scores)
     lab_w = np.isin(ws.rtms, LABELED_SESSIONS)
     window_auc = _auc(ws.group[lab_w], probability[lab_w])
+    notes = list(warnings or [])
+    collapsed = bool(len(session_scores) > 1 and np.std(session_scores) < 1e-3)
+    if collapsed:
+        notes.append("collapsed: every held-out session got the same score")
+    if min(int(y.sum()), int((1 - y).sum())) < MIN_SUBJECTS_PER_GROUP:
+        notes.append(
+            f"few subjects: {int(y.sum())} MA and {int((1 - y).sum())} HC labelled sessions; "
+            "the AUC moves in large steps"
+        )
     by_subject: dict[str, dict[str, float]] = {}
     for r in rows:
         if r["group"] == "MA":
@@ -180,10 +246,10 @@ def model_metrics(ws: WindowSet, probability: np.ndarray) -> dict[str, Any]:
         (r["score"], r["craving"]) for r in rows if r["craving"] is not None and r["group"] == "MA"
     ]
     craving = {"n": len(crav), "spearman_r": None, "p": None}
-    if len(crav) >= 3:
+    if len(crav) >= 3 and not collapsed:
         res = stats.spearmanr(*zip(*crav, strict=True))
         craving.update(spearman_r=float(res.statistic), p=float(res.pvalue))
-    if len(crav_ma) >= 3:
+    if len(crav_ma) >= 3 and not collapsed:
         res = stats.spearmanr(*zip(*crav_ma, strict=True))
         craving.update(
             ma_only={"n": len(crav_ma), "spearman_r": float(res.statistic), "p": float(res.pvalue)}
@@ -191,19 +257,32 @@ def model_metrics(ws: WindowSet, probability: np.ndarray) -> dict[str, Any]:
     return {
         "auc": subject_auc,
         "window_auc": window_auc,
+        "ece": expected_calibration_error(session_scores, y) if len(y) else None,
         "rtms_shift": shift,
         "craving": craving,
+        "collapsed": collapsed,
+        "warnings": notes,
         "sessions": rows,
     }
 
 
-def summarise(ws: WindowSet, probs: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The report's headline fields from every model's held-out window probabilities."""
-    by_model = {name: model_metrics(ws, p) for name, p in probs.items()}
+def summarise(
+    ws: WindowSet,
+    probs: dict[str, np.ndarray],
+    estimates: dict[str, dict] | None = None,
+    warnings: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """The report's headline fields from every model's held-out window probabilities and
+    session estimates."""
+    by_model = {
+        name: model_metrics(ws, p, (estimates or {}).get(name), (warnings or {}).get(name))
+        for name, p in probs.items()
+    }
     headline = by_model.get("fusion") or next(iter(by_model.values()))
     return {
         "auc": {name: m["auc"] for name, m in by_model.items()},
         "window_auc": {name: m["window_auc"] for name, m in by_model.items()},
+        "ece": {name: m["ece"] for name, m in by_model.items()},
         "rtms_shift": {k: headline["rtms_shift"][k] for k in ("n", "mean_delta", "p")},
         "craving": {k: headline["craving"][k] for k in ("spearman_r", "p", "n")},
         "by_model": by_model,

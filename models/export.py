@@ -21,9 +21,12 @@ import numpy as np
 import torch
 
 from models.bundle import FORMAT, load_bundle, sha256_of
+from models.context import CUE_KINDS
 from models.dataset import WindowSet
 from models.errors import OutputError
+from models.features import FEATURES_VERSION
 from models.io.output import require_new_folder
+from models.networks import N_CONTEXT
 from models.settings import as_dict
 from models.train_config import TrainConfig
 from models.training import TrainedModel, predict
@@ -47,10 +50,7 @@ def export_onnx(trained: TrainedModel, path: Path) -> None:
     inputs share the batch axis (intended).
     """
     model = trained.model.eval()
-    example = tuple(
-        torch.zeros(2, len(trained.specs[m].channels), trained.specs[m].samples)
-        for m in model.modalities
-    )
+    example = tuple(torch.zeros(2, *shape) for shape in input_shapes(trained).values())
     batch = torch.export.Dim("batch", min=1, max=65536)
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
@@ -63,14 +63,28 @@ def export_onnx(trained: TrainedModel, path: Path) -> None:
             model,
             example,
             str(path),
-            input_names=list(model.modalities),
+            input_names=list(model.input_names),
             output_names=["logits", "embedding"],
-            dynamic_shapes=(tuple({0: batch} for _ in model.modalities),),
+            dynamic_shapes=(tuple({0: batch} for _ in model.input_names),),
             dynamo=True,
             verbose=False,
             external_data=False,
         )
     registration.setLevel(level)
+
+
+def input_shapes(trained: TrainedModel) -> dict[str, tuple[int, ...]]:
+    """Per-window shape of every model input, in the model's input order."""
+    nirs = trained.specs.get("nirs")
+    shapes = {
+        "eeg": (len(trained.specs["eeg"].channels), trained.specs["eeg"].samples)
+        if "eeg" in trained.specs
+        else None,
+        "nirs": (len(nirs.channels), nirs.samples) if nirs else None,
+        "context": (N_CONTEXT, nirs.samples) if nirs else None,
+        "features": (len(trained.feature_names),),
+    }
+    return {name: shapes[name] for name in trained.model.input_names}
 
 
 def parity(trained: TrainedModel, onnx_path: Path, ws: WindowSet, n: int = 64) -> float:
@@ -80,9 +94,14 @@ def parity(trained: TrainedModel, onnx_path: Path, ws: WindowSet, n: int = 64) -
     sample = ws.take(np.arange(min(n, len(ws))))
     ref_logits, ref_embed = predict(trained.model, sample, torch.device("cpu"))
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    arrays = {"eeg": sample.eeg, "nirs": sample.nirs}
+    arrays = {
+        "eeg": sample.eeg,
+        "nirs": sample.nirs,
+        "context": sample.context,
+        "features": np.ascontiguousarray(sample.features[:, trained.feature_columns]),
+    }
     logits, embed = session.run(
-        ["logits", "embedding"], {m: arrays[m] for m in trained.model.modalities}
+        ["logits", "embedding"], {m: arrays[m] for m in trained.model.input_names}
     )
     return float(max(np.abs(logits - ref_logits).max(), np.abs(embed - ref_embed).max()))
 
@@ -153,7 +172,10 @@ def bundle_metadata(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "modalities": list(trained.specs),
+        "model_inputs": list(trained.model.input_names),
         "inputs": inputs,
+        "features": {"version": FEATURES_VERSION, "names": trained.feature_names},
+        "context": {"channels": list(CUE_KINDS), "rule": "models.context.CueLog"},
         "preprocessing": as_dict(sig),
         "outputs": {
             "logits": {"shape": ["batch", cfg.n_heads]},
@@ -161,10 +183,14 @@ def bundle_metadata(
         },
         "n_heads": cfg.n_heads,
         "calibration": {
-            "method": "temperature scaling on validation subjects",
+            "method": "window: temperature scaling; session: Platt scaling of the session "
+            "mean logit (models.session_estimate)",
             "temperature": trained.temperature,
             "bias": 0.0,
+            "session": trained.session_calibration.as_dict(),
+            "independent_fraction": min(1.0, sig.windows.hop_s / sig.windows.window_s),
         },
+        "validation": trained.validation,
         "reference": {
             "prototypes": {
                 k: v.astype(float).round(6).tolist() for k, v in trained.prototypes.items()

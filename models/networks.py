@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
+
+N_CONTEXT = 2
+"""Cue regressors (drug, neutral) appended to the fNIRS encoder's input."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class Encoder(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Refuse a batch that does not match the declared contract."""
-        expected = (len(self.spec.channels), self.spec.samples)
+        extra = N_CONTEXT if self.spec.modality == "nirs" else 0
+        expected = (len(self.spec.channels) + extra, self.spec.samples)
         if x.ndim != 3 or tuple(x.shape[1:]) != expected:
             raise ValueError(
                 f"{self.spec.modality} encoder expects (batch, {expected[0]} channels, "
@@ -139,12 +144,16 @@ class EegEncoder(Encoder):
 
 
 class NirsEncoder(Encoder):
-    """Temporal convolutions over HbO/HbR + self-attention -> embedding."""
+    """Temporal convolutions over HbO/HbR and the cue regressors + self-attention -> embedding.
+
+    Its input is the HbO/HbR channels followed by the two cue regressors of
+    :mod:`models.context` (what was on the screen), so it can learn cue-locked responses.
+    """
 
     def __init__(self, spec: InputSpec, embed_dim: int = 32, dropout: float = 0.25):
         super().__init__()
         self.spec = spec
-        n_ch = len(spec.channels)
+        n_ch = len(spec.channels) + N_CONTEXT
         self.conv = nn.Sequential(
             nn.Conv1d(n_ch, 32, 5, padding=2),
             nn.BatchNorm1d(32),
@@ -168,14 +177,18 @@ class NirsEncoder(Encoder):
 
 
 class NeuroclipModel(nn.Module):
-    """One or two encoders, a joint embedding and an ensemble of ``n_heads`` linear heads.
+    """Encoders, a joint embedding, ``n_heads`` linear heads and a hand-crafted feature branch.
 
-    ``forward`` takes the modalities in ``self.modalities`` order and returns
+    ``forward`` takes the tensors named in :attr:`input_names` (the modalities, then
+    ``context`` when fNIRS is used, then ``features``) and returns
     ``(logits (B, n_heads), embedding (B, D))``; the embedding is the L2-normalised
-    concatenation of the per-modality embeddings.
+    concatenation of the per-modality embeddings. Each head's logit is the feature branch (a
+    standardised linear model, fitted first and then frozen) plus ``gate`` times the deep
+    heads: with the gate at 0 the model is its feature branch alone, which training chooses
+    when the deep part does not help on validation subjects.
     """
 
-    def __init__(self, encoders: dict[str, Encoder], n_heads: int = 8):
+    def __init__(self, encoders: dict[str, Encoder], n_features: int, n_heads: int = 8):
         super().__init__()
         self.modalities = tuple(encoders)
         self.encoders = nn.ModuleDict(encoders)
@@ -187,30 +200,69 @@ class NeuroclipModel(nn.Module):
         self.log_tau = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(0.07)))))
         self.decoders = nn.ModuleDict(
             {
-                name: nn.Linear(enc.token_dim, len(enc.spec.channels))
+                name: nn.Linear(enc.token_dim, len(enc.spec.channels) + _extra(name))
                 for name, enc in encoders.items()
             }
         )
+        self.feature_head = nn.Linear(n_features, 1)
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_scale", torch.ones(n_features))
+        self.register_buffer("gate", torch.tensor(1.0))
 
-    def embed(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Names of ``forward``'s inputs, in order (also the ONNX input names)."""
+        context = ("context",) if "nirs" in self.modalities else ()
+        return (*self.modalities, *context, "features")
+
+    def set_feature_branch(
+        self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: float
+    ) -> None:
+        """Load a fitted standardised linear model into the feature branch and freeze it."""
+        with torch.no_grad():
+            self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+            self.feature_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+            self.feature_head.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[None])
+            self.feature_head.bias.fill_(float(intercept))
+        for p in self.feature_head.parameters():
+            p.requires_grad_(False)
+
+    def encoder_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each encoder's input tensor (fNIRS with the cue regressors appended)."""
+        out = {}
+        for m in self.modalities:
+            out[m] = (
+                torch.cat([inputs["nirs"], inputs["context"]], dim=1) if m == "nirs" else inputs[m]
+            )
+        return out
+
+    def embed(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Normalised embedding per modality."""
-        return {
-            m: F.normalize(self.encoders[m](x), dim=1)
-            for m, x in zip(self.modalities, inputs, strict=True)
-        }
+        enc_in = self.encoder_inputs(inputs)
+        return {m: F.normalize(self.encoders[m](enc_in[m]), dim=1) for m in self.modalities}
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = self.embed(*inputs)
+    def feature_logit(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, 1)`` logit of the feature branch."""
+        return self.feature_head((features - self.feature_mean) / self.feature_scale)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = dict(zip(self.input_names, tensors, strict=True))
+        parts = self.embed(inputs)
         joint = F.normalize(torch.cat([parts[m] for m in self.modalities], dim=1), dim=1)
-        return self.heads(joint * self.head_scale), joint
+        deep = self.heads(joint * self.head_scale)
+        return self.feature_logit(inputs["features"]) + self.gate * deep, joint
+
+
+def _extra(modality: str) -> int:
+    return N_CONTEXT if modality == "nirs" else 0
 
 
 def build_model(
-    specs: dict[str, InputSpec], n_heads: int = 8, embed_dim: int = 32
+    specs: dict[str, InputSpec], n_features: int, n_heads: int = 8, embed_dim: int = 32
 ) -> NeuroclipModel:
     """The model for the given modalities (``eeg``, ``nirs`` or both)."""
     encoders: dict[str, Encoder] = {}
     for name, spec in specs.items():
         kind = EegEncoder if name == "eeg" else NirsEncoder
         encoders[name] = kind(spec, embed_dim=embed_dim)
-    return NeuroclipModel(encoders, n_heads=n_heads)
+    return NeuroclipModel(encoders, n_features, n_heads=n_heads)

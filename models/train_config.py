@@ -43,6 +43,11 @@ class TrainConfig:
     seed: int = setting(0, ge=0)
     train_hop_s: float = setting(5.0, gt=0, doc="hop between training windows")
     n_heads: int = setting(8, ge=1, doc="bootstrap heads: the score's uncertainty interval")
+    deep_branch: bool = setting(
+        True,
+        doc="train the deep encoders beside the hand-crafted feature branch (kept only "
+        "where they help the validation subjects)",
+    )
     embed_dim: int = setting(32, ge=4)
     val_fraction: float = setting(
         0.2, gt=0, lt=1, doc="training subjects held out for early stopping and temperature scaling"

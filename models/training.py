@@ -1,12 +1,22 @@
-"""Progressive training: alignment, probing, fine-tuning, then calibration and prototypes.
+"""Progressive training: a feature branch, alignment, probing, fine-tuning, then a gate,
+calibration and prototypes.
 
-Stage 1 (fusion only) aligns the EEG and fNIRS embeddings of the same window with a
-symmetric InfoNCE loss (optionally soft targets and masked-signal reconstruction); labels
-are not used, so every usable window of the training subjects takes part. Stage 2 freezes
-the encoders and trains ``n_heads`` linear heads, each on its own Poisson bootstrap of the
-windows, for MA vs HC. Stage 3 unfreezes everything at a lower rate, stopping on the loss
-of held-out validation subjects. The validation subjects then fit the temperature; the
-training subjects give the class prototypes. Subjects never straddle the fit/validation split.
+Stage 0 fits the hand-crafted feature branch (:mod:`models.handcrafted`: a logistic
+regression whose regularisation an inner subject-wise CV chooses) on the fit subjects and
+freezes it; the deep part learns what the features miss. Stage 1 (fusion only) aligns the
+EEG and fNIRS embeddings of the same window with a symmetric InfoNCE loss (optionally soft
+targets and masked-signal reconstruction); labels are not used, so every usable window of
+the training subjects takes part. Stage 2 freezes the encoders and trains ``n_heads`` linear
+heads, each on its own Poisson bootstrap of the windows, for MA vs HC. Stage 3 unfreezes
+everything at a lower rate, stopping on the loss of held-out validation subjects. Then the
+gate: the deep part is kept only when it lowers the validation subjects' loss without
+lowering their subject-level AUC, and when its outputs are not collapsed to a constant;
+otherwise the model is its feature branch alone, refitted on every training subject, and the
+reason is recorded. A model whose feature branch cannot separate held-out training subjects
+(inner AUC at chance) and whose deep part failed too is marked as failing validation: its
+bundle records why and refuses to become the default. Calibration is per window (a
+temperature) and per session (:mod:`models.session_estimate`). Subjects never straddle the
+fit/validation split.
 """
 
 from __future__ import annotations
@@ -14,25 +24,28 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
 from torch.nn import functional as F  # noqa: N812
 from tqdm import tqdm
 
-from models.dataset import WindowSet
-from models.errors import DatasetError
+from models.dataset import LABELED_SESSIONS, WindowSet
+from models.errors import DatasetError, TrainingFailedError
+from models.features import modality_columns
+from models.handcrafted import HandcraftedModel, LabelledWindows, session_means
 from models.losses import info_nce, mask_tokens, masked_reconstruction
 from models.networks import InputSpec, NeuroclipModel, build_model
+from models.session_estimate import (
+    SessionCalibration,
+    fit_session_calibration,
+    fit_temperature,
+    within_session_sd,
+)
 from models.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
-
-LABELED_SESSIONS = ("pre", "none")
-"""Sessions that carry the group label for supervised stages (post-rTMS sessions are what
-the shift analysis scores, so they never teach the classifier)."""
 
 
 @dataclass
@@ -45,6 +58,11 @@ class TrainedModel:
     prototypes: dict[str, np.ndarray]
     fit_subjects: list[str]
     val_subjects: list[str]
+    feature_columns: np.ndarray
+    feature_names: list[str]
+    session_calibration: SessionCalibration
+    validation: dict
+    """Validation figures, the gate's decision, warnings and ``passed``."""
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -91,10 +109,20 @@ def specs_for(ws: WindowSet, cfg: TrainConfig) -> dict[str, InputSpec]:
 
 
 def _inputs(
-    ws: WindowSet, idx: np.ndarray, modalities: tuple[str, ...], device: torch.device
+    ws: WindowSet, idx: np.ndarray, model: NeuroclipModel, device: torch.device
 ) -> list[torch.Tensor]:
-    arrays = {"eeg": ws.eeg, "nirs": ws.nirs}
-    return [torch.from_numpy(arrays[m][idx]).to(device) for m in modalities]
+    """The model's input tensors for rows ``idx``, in :attr:`NeuroclipModel.input_names` order."""
+    columns = model.feature_columns
+    arrays = {
+        "eeg": lambda: ws.eeg[idx],
+        "nirs": lambda: ws.nirs[idx],
+        "context": lambda: ws.context[idx],
+        "features": lambda: ws.features[idx][:, columns],
+    }
+    return [
+        torch.from_numpy(np.ascontiguousarray(arrays[n](), np.float32)).to(device)
+        for n in model.input_names
+    ]
 
 
 @torch.no_grad()
@@ -106,7 +134,7 @@ def predict(
     logits, embeds = [], []
     for start in range(0, len(ws), batch):
         idx = np.arange(start, min(len(ws), start + batch))
-        out_logits, out_embed = model(*_inputs(ws, idx, model.modalities, device))
+        out_logits, out_embed = model(*_inputs(ws, idx, model, device))
         logits.append(out_logits.cpu().numpy())
         embeds.append(out_embed.cpu().numpy())
     if not logits:
@@ -114,19 +142,45 @@ def predict(
     return np.concatenate(logits), np.concatenate(embeds)
 
 
-def fit_temperature(mean_logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the validation negative log-likelihood."""
+def labelled_windows(ws: WindowSet, mask: np.ndarray) -> LabelledWindows:
+    """The labelled (``pre``/``none``) usable windows of ``ws`` where ``mask`` holds."""
+    keep = mask & ws.usable & np.isin(ws.rtms, LABELED_SESSIONS)
+    return LabelledWindows(ws.features[keep], ws.subject[keep], ws.session[keep], ws.group[keep])
 
-    def nll(log_t: float) -> float:
-        z = mean_logits / math.exp(log_t)
-        return float(np.mean(np.logaddexp(0, z) - labels * z))
 
-    result = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
-    return float(math.exp(result.x))
+def fit_feature_model(ws: WindowSet, mask: np.ndarray, cfg: TrainConfig) -> HandcraftedModel:
+    """The hand-crafted model of ``cfg.modalities`` on the subjects where ``mask`` holds."""
+    return HandcraftedModel(ws.feature_names, tuple(cfg.modalities), cfg.seed).fit(
+        labelled_windows(ws, mask)
+    )
+
+
+def _subject_auc(ws: WindowSet, logits: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    _, means = session_means(logits, ws.subject, ws.session)
+    _, labels = session_means(ws.group.astype(float), ws.subject, ws.session)
+    return float(roc_auc_score(labels, means)) if len(set(labels.tolist())) == 2 else 0.5
+
+
+def _nll(logits: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.logaddexp(0, logits) - y * logits))
+
+
+COLLAPSE_SD = 1e-3
+"""Outputs whose standard deviation over validation windows is below this are a constant."""
+CHANCE_AUC = 0.6
+"""An inner-CV subject AUC at or below this is taken as no signal found."""
 
 
 def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> TrainedModel:
-    """Train one model on the windows of ``ws`` (its subjects are all training subjects)."""
+    """Train one model on the windows of ``ws`` (its subjects are all training subjects).
+
+    Raises
+    ------
+    TrainingFailedError
+        When the final model gives the same output for every training window.
+    """
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if cfg.threads:
@@ -135,9 +189,14 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
     device = select_device(cfg.device)
     fit_subjects, val_subjects = split_subjects(ws.take(ws.usable), cfg.val_fraction, rng)
     specs = specs_for(ws, cfg)
-    model = build_model(specs, n_heads=cfg.n_heads, embed_dim=cfg.embed_dim).to(device)
-    labeled = ws.usable & np.isin(ws.rtms, LABELED_SESSIONS)
+    columns = modality_columns(ws.feature_names, tuple(cfg.modalities))
     fit_mask = np.isin(ws.subject, fit_subjects)
+    features_fit = fit_feature_model(ws, fit_mask, cfg)
+    model = build_model(specs, len(columns), n_heads=cfg.n_heads, embed_dim=cfg.embed_dim)
+    model.feature_columns = columns
+    _load_feature_branch(model, features_fit)
+    model.to(device)
+    labeled = ws.usable & np.isin(ws.rtms, LABELED_SESSIONS)
     fit_all = ws.take(ws.usable & fit_mask)
     fit_lab = ws.take(labeled & fit_mask)
     val_lab = ws.take(labeled & np.isin(ws.subject, val_subjects))
@@ -145,6 +204,8 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
     gen = torch.Generator().manual_seed(cfg.seed)
     st = cfg.stages
 
+    if not cfg.deep_branch:
+        st = replace(st, align_epochs=0, probe_epochs=0, finetune_epochs=0)
     if len(specs) == 2 and cfg.alignment.enabled and st.align_epochs:
         _align(model, fit_all, cfg, device, gen, history, progress)
     boot = torch.from_numpy(rng.poisson(1.0, (len(fit_lab), cfg.n_heads)).astype(np.float32))
@@ -167,17 +228,128 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
             frozen=frozen,
         )
 
-    val_logits, _ = predict(model, val_lab, device)
-    temperature = fit_temperature(val_logits.mean(axis=1), val_lab.group.astype(float))
+    validation = _gate(model, features_fit, val_lab, device, cfg)
+    if validation["gate"]:
+        val_logits, _ = predict(model, val_lab, device)
+        mean_val = val_logits.mean(axis=1)
+        temperature = fit_temperature(mean_val, val_lab.group.astype(float))
+        _, means = session_means(mean_val, val_lab.subject, val_lab.session)
+        _, labels = session_means(val_lab.group.astype(float), val_lab.subject, val_lab.session)
+        keys = np.char.add(val_lab.subject.astype(str), val_lab.session.astype(str))
+        session_cal = fit_session_calibration(means, labels, within_session_sd(mean_val, keys))
+    else:
+        # the deep part is off: the feature branch is refitted on every training subject
+        features_all = fit_feature_model(ws, np.ones(len(ws), bool), cfg)
+        _load_feature_branch(model.cpu(), features_all)
+        model.to(device)
+        temperature = features_all.window_temperature
+        session_cal = features_all.calibration
+        validation["inner_auc"] = features_all.inner_auc
+        validation["c"] = features_all.c
+    _verdict(validation, validation["inner_auc"], tuple(cfg.modalities))
     _, fit_embed = predict(model, fit_lab, device)
+    fit_logits, _ = predict(model, fit_lab, device)
+    if float(fit_logits.mean(axis=1).std()) < COLLAPSE_SD:
+        raise TrainingFailedError(
+            f"training produced a constant: the model gives every one of {len(fit_lab)} "
+            "training windows the same score.",
+            fix="check that the dataset's groups differ (neuroclip evaluate's hand-crafted "
+            "reference) and that its signals are not flat; add subjects.",
+        )
     prototypes = {
         name: _prototype(fit_embed[fit_lab.group == label])
         for name, label in (("HC", 0), ("MA", 1))
     }
     model.eval()
     return TrainedModel(
-        model.cpu(), specs, temperature, prototypes, fit_subjects, val_subjects, history
+        model.cpu(),
+        specs,
+        temperature,
+        prototypes,
+        fit_subjects,
+        val_subjects,
+        columns,
+        [ws.feature_names[i] for i in columns],
+        session_cal,
+        validation,
+        history,
     )
+
+
+def _load_feature_branch(model: NeuroclipModel, fitted: HandcraftedModel) -> None:
+    assert fitted.fit_ is not None
+    f = fitted.fit_
+    model.set_feature_branch(f.mean, f.scale, f.coef, f.intercept)
+
+
+def _gate(
+    model: NeuroclipModel,
+    features_fit: HandcraftedModel,
+    val: WindowSet,
+    device: torch.device,
+    cfg: TrainConfig,
+) -> dict:
+    """Keep the deep part only where it helps the validation subjects; say why."""
+    warnings: list[str] = []
+    logits, _ = predict(model, val, device)
+    with_deep = logits.mean(axis=1)
+    without = features_fit.logits(val.features)
+    deep_part = with_deep - without
+    y = val.group.astype(float)
+    figures = {
+        "val_subjects": len(set(val.subject.tolist())),
+        "val_auc_features": _subject_auc(val, without),
+        "val_auc_deep": _subject_auc(val, with_deep),
+        "val_nll_features": _nll(without, y),
+        "val_nll_deep": _nll(with_deep, y),
+        "deep_sd": float(deep_part.std()),
+        "inner_auc": features_fit.inner_auc,
+        "c": features_fit.c,
+    }
+    collapsed = figures["deep_sd"] < COLLAPSE_SD
+    helps = (
+        figures["val_nll_deep"] < figures["val_nll_features"] - 0.01
+        and figures["val_auc_deep"] >= figures["val_auc_features"]
+    )
+    gate = bool(cfg.deep_branch and helps and not collapsed)
+    if collapsed:
+        warnings.append(
+            "the deep part collapsed to a constant on the validation subjects; the model is "
+            "its hand-crafted feature branch alone"
+        )
+    elif not helps and cfg.deep_branch:
+        warnings.append(
+            "the deep part did not improve the validation subjects (loss "
+            f"{figures['val_nll_deep']:.3f} vs {figures['val_nll_features']:.3f} for the "
+            "features alone); the model is its hand-crafted feature branch alone"
+        )
+    with torch.no_grad():
+        model.gate.fill_(1.0 if gate else 0.0)
+    for w in warnings:
+        logger.warning("%s: %s", "+".join(model.modalities), w)
+    figures.update(gate=gate, collapsed=collapsed, warnings=warnings)
+    return figures
+
+
+def _verdict(validation: dict, inner_auc: float | None, modalities: tuple[str, ...]) -> None:
+    """Whether the final model passed validation, with the warnings that say why not."""
+    inner = 0.5 if inner_auc is None else inner_auc
+    deep_ok = validation["gate"] and validation["val_auc_deep"] > CHANCE_AUC
+    validation["passed"] = bool(inner > CHANCE_AUC or deep_ok)
+    if inner_auc is None:
+        note = (
+            "too few training subjects for an inner cross-validation (fewer than 2 per group): "
+            "regularisation fixed, no evidence of signal"
+        )
+    elif not validation["passed"]:
+        note = (
+            f"no usable signal: the subject AUC on held-out training subjects is {inner:.2f} "
+            f"(chance is 0.5; needs > {CHANCE_AUC}); this model's scores carry no evidence"
+        )
+    else:
+        return
+    logger.warning("%s: %s", "+".join(modalities), note)
+    validation["warnings"].append(note)
 
 
 def _prototype(embeddings: np.ndarray) -> np.ndarray:
@@ -208,7 +380,9 @@ def _align(
         model.train()
         total = 0.0
         for idx in _batches(len(ws), st.batch_size, gen):
-            eeg, nirs = _inputs(ws, idx, ("eeg", "nirs"), device)
+            tensors = dict(zip(model.input_names, _inputs(ws, idx, model, device), strict=True))
+            enc_in = model.encoder_inputs(tensors)
+            eeg, nirs = enc_in["eeg"], enc_in["nirs"]
             enc_e, enc_n = model.encoders["eeg"], model.encoders["nirs"]
             loss = torch.zeros((), device=device)
             if al.masked_reconstruction > 0:
@@ -276,7 +450,7 @@ def _supervised(
         if frozen:
             model.encoders.eval()  # frozen encoders keep their batch-norm statistics
         for idx in _batches(len(fit), st.batch_size, gen):
-            logits, _ = model(*_inputs(fit, idx, model.modalities, device))
+            logits, _ = model(*_inputs(fit, idx, model, device))
             loss = _weighted_bce(logits, y_all[idx].to(device), boot[idx].to(device), class_weight)
             opt.zero_grad()
             loss.backward()

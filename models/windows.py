@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.context import CueLog, window_context
 from models.errors import ChannelError, TooShortError
+from models.features import window_features
 from models.preprocessing import EegChain, EegParams, NirsChain, NirsParams
 from models.preprocessing.quality import eeg_channel_flags, scalp_coupling_index
 from models.settings import InvalidSettingError, setting
@@ -76,7 +78,10 @@ class SessionWindows:
     reasons: list[tuple[str, ...]]
     sci: np.ndarray
     """``(n, n_pairs)`` scalp coupling index per window."""
-    in_drug_cue: np.ndarray
+    context: np.ndarray
+    """``(n, 2, nirs_samples)`` drug and neutral cue regressors (:mod:`models.context`)."""
+    features: np.ndarray
+    """``(n, F)`` hand-crafted features (:mod:`models.features`)."""
     meta: dict[str, object] = field(default_factory=dict)
 
 
@@ -97,18 +102,6 @@ def rtms_spans(recording: Recording, guard_s: float) -> np.ndarray:
         after = [e for e in ends if e >= start]
         spans.append((start, (after[0] if after else start + 4.0) + guard_s))
     return np.asarray(spans, float).reshape(-1, 2)
-
-
-def cue_spans(recording: Recording, label: str) -> np.ndarray:
-    """``(n, 2)`` intervals of cue blocks with ``label`` (duration from the markers)."""
-    m = recording.markers
-    durations = m.durations if m.durations is not None else np.full(len(m), 20.0)
-    rows = [
-        (t, t + (d if d > 0 else 20.0))
-        for t, lab, d in zip(m.times, m.labels, durations, strict=True)
-        if lab == label
-    ]
-    return np.asarray(rows, float).reshape(-1, 2)
 
 
 def session_windows(
@@ -166,13 +159,14 @@ def session_windows(
     n_raw, n_c = round(wp.window_s * eeg.sfreq), round(wp.window_s * nirs.sfreq)
     layout = nirs.nirs
     spans = rtms_spans(recording, wp.rtms_guard_s)
-    drug = cue_spans(recording, "cue/drug")
+    cues = CueLog.from_markers(recording.markers.times, recording.markers.labels).spans()
     out_eeg = np.zeros((ends.size, len(picks), n_e), np.float32)
     out_nirs = np.zeros((ends.size, len(nirs_out_names(layout)), n_n), np.float32)
     sci_all = np.zeros((ends.size, len(layout.pairs())))
+    out_context = np.zeros((ends.size, 2, n_n), np.float32)
+    out_features: list[np.ndarray] = []
     usable = np.ones(ends.size, bool)
     reasons: list[tuple[str, ...]] = []
-    in_drug = np.zeros(ends.size, bool)
     eeg_bad = eeg_out.bad_in.any(axis=1)
     nirs_bad = nirs_out.bad_in.any(axis=1)
     for i, t_end in enumerate(ends):
@@ -181,6 +175,9 @@ def session_windows(
         c0 = round((t_begin - t0_nirs) * nirs.sfreq)
         e0 = model_index(r0, params.eeg.target_sfreq / eeg.sfreq)
         n0 = model_index(c0, params.nirs.target_sfreq / nirs.sfreq)
+        context, occupancy = window_context(
+            cues, t_begin, wp.window_s, params.nirs.target_sfreq, n_n
+        )
         window = assemble_window(
             WindowSignals(
                 eeg=eeg_out.data[e0 : e0 + n_e],
@@ -190,16 +187,27 @@ def session_windows(
                 nonfinite=bool(eeg_bad[r0 : r0 + n_raw].any() or nirs_bad[c0 : c0 + n_c].any()),
                 tms_blanked=bool(eeg_out.blanked_in[r0 : r0 + n_raw].any()),
                 in_rtms_train=overlaps(spans, t_begin, t_end),
+                context=context,
+                occupancy=occupancy,
             ),
             layout,
-            wp,
+            params,
         )
         out_eeg[i], out_nirs[i], sci_all[i] = window.eeg, window.nirs, window.sci
+        out_context[i] = window.context
+        out_features.append(window.features)
         usable[i] = window.usable
         reasons.append(window.reasons)
-        in_drug[i] = overlaps(drug, t_begin, t_end)
     return SessionWindows(
-        out_eeg, out_nirs, ends, usable, reasons, sci_all, in_drug, meta=dict(recording.meta)
+        out_eeg,
+        out_nirs,
+        ends,
+        usable,
+        reasons,
+        sci_all,
+        out_context,
+        np.stack(out_features),
+        meta=dict(recording.meta),
     )
 
 
@@ -237,6 +245,10 @@ class WindowSignals:
     """Whether TMS pulses were blanked inside the window."""
     in_rtms_train: bool
     """Whether the window overlaps an rTMS train from the markers (guard included)."""
+    context: np.ndarray
+    """``(2, nirs_samples)`` drug and neutral cue regressors (see :mod:`models.context`)."""
+    occupancy: np.ndarray
+    """``(2,)`` fraction of the window spent in a drug and in a neutral cue."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +265,10 @@ class Window:
     """Per-channel booleans: ``nonfinite``, ``flat``, ``railing``, ``noisy``."""
     reasons: tuple[str, ...]
     """Why the window is unusable; empty when it is usable."""
+    context: np.ndarray
+    """``(2, nirs_samples)`` float32 cue regressors, model input."""
+    features: np.ndarray
+    """``(F,)`` float32 hand-crafted features (:mod:`models.features`), model input."""
 
     @property
     def usable(self) -> bool:
@@ -266,13 +282,15 @@ class Window:
         return f["nonfinite"] | f["flat"] | f["railing"] | f["noisy"]
 
 
-def assemble_window(signals: WindowSignals, layout, wp: WindowParams) -> Window:
-    """Scale one window into model input and apply the quality gate (offline and live).
+def assemble_window(signals: WindowSignals, layout, params: SignalParams) -> Window:
+    """Scale one window into model input, compute its features and apply the quality gate
+    (offline and live).
 
     Reasons, in order: ``rtms_train`` (overlaps a train), ``tms_pulse`` (pulses blanked
     inside), ``eeg_quality`` (too many EEG channels flagged), ``nirs_coupling`` (too few
     pairs with a good scalp coupling index), ``nonfinite`` (NaN or infinite input samples).
     """
+    wp = params.windows
     pair_count = len(layout.pairs())
     sci = (
         scalp_coupling_index(signals.cardiac, layout)
@@ -296,12 +314,19 @@ def assemble_window(signals: WindowSignals, layout, wp: WindowParams) -> Window:
         why.append("nirs_coupling")
     if signals.nonfinite:
         why.append("nonfinite")
+    eeg = (signals.eeg.T / EEG_SCALE_UV).astype(np.float32)
+    context = np.asarray(signals.context, np.float32)
+    features = window_features(
+        eeg[None], hb[None], context[None], signals.occupancy[None], params.eeg.target_sfreq
+    )[0]
     return Window(
-        eeg=(signals.eeg.T / EEG_SCALE_UV).astype(np.float32),
+        eeg=eeg,
         nirs=hb,
         sci=sci,
         eeg_flags=flags,
         reasons=tuple(why),
+        context=context,
+        features=features,
     )
 
 

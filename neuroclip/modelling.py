@@ -86,6 +86,7 @@ def run_train(args: Any) -> int:
             "subjects": len(trained.val_subjects),
             "window_auc": val_metrics["window_auc"],
             "subject_auc": val_metrics["auc"],
+            "inner_cv_subject_auc": trained.validation.get("inner_auc"),
         }
     }
     name = args.name or f"neuroclip-{'-'.join(cfg.modalities)}"
@@ -98,10 +99,16 @@ def run_train(args: Any) -> int:
         metrics=metrics,
         extra_training={"data": str(args.data)},
     )
+    v = trained.validation
     print(
-        f"wrote bundle {args.out} ({name}; validation window AUC "
+        f"wrote bundle {args.out} ({name}; deep part {'kept' if v['gate'] else 'off'}; "
+        f"inner-CV subject AUC {_fmt(v.get('inner_auc'))}; validation window AUC "
         f"{_fmt(val_metrics['window_auc'])} on {len(trained.val_subjects)} subjects)"
     )
+    for warning in v["warnings"]:
+        print(f"warning: {warning}")
+    if not v["passed"]:
+        print("warning: this bundle failed validation; it cannot become the default bundle")
     return 0
 
 
@@ -173,20 +180,30 @@ def _bundle_windows(bundle, data: Path, cache: Path | None, require_both_groups:
 
 def _score_windows(scorer, ws) -> tuple[np.ndarray, np.ndarray]:
     """Raw model outputs for every window, in batches of 256."""
-    bundle = scorer.bundle
-    arrays = {"eeg": ws.eeg, "nirs": ws.nirs}
     logits, embeds = [], []
     for start in range(0, len(ws), 256):
-        part = {m: arrays[m][start : start + 256] for m in bundle.modalities}
-        lg, em = scorer.run(**part)
+        part = ws.take(np.arange(start, min(len(ws), start + 256)))
+        lg, em = scorer.run(**windowset_feeds(scorer, part))
         logits.append(lg)
         embeds.append(em)
     return np.concatenate(logits), np.concatenate(embeds)
 
 
+def windowset_feeds(scorer, ws) -> dict[str, np.ndarray]:
+    """A bundle's model inputs for the windows of a :class:`models.dataset.WindowSet`."""
+    return scorer.array_feeds(
+        eeg=ws.eeg,
+        nirs=ws.nirs,
+        context=ws.context,
+        features=ws.features,
+        feature_names=ws.feature_names,
+    )
+
+
 def _evaluate_bundle(args: Any) -> dict[str, Any]:
     from models.bundle import BundleScorer, load_bundle
-    from models.evaluation import summarise
+    from models.evaluation import session_estimates, summarise
+    from models.session_estimate import SessionCalibration
 
     bundle = load_bundle(args.model)
     ws = _bundle_windows(bundle, args.data, args.cache, require_both_groups=True)
@@ -194,7 +211,14 @@ def _evaluate_bundle(args: Any) -> dict[str, Any]:
     scorer = BundleScorer(bundle)
     logits, embeds = _score_windows(scorer, usable)
     scores = scorer.from_outputs(logits, embeds)
-    report = summarise(usable, {bundle.meta["name"]: scores.probability})
+    cal = bundle.meta["calibration"]
+    hop = float(bundle.meta["training"]["config"].get("train_hop_s", 5.0))
+    independent = min(1.0, hop / float(bundle.meta["inputs"][bundle.modalities[0]]["window_s"]))
+    estimates = session_estimates(
+        usable, logits.mean(axis=1), SessionCalibration(**cal["session"]), independent
+    )
+    name = bundle.meta["name"]
+    report = summarise(usable, {name: scores.probability}, {name: estimates})
     overlap = bundle.meta["training"].get("data_fingerprint") == ws.fingerprint
     report.update(
         model=str(args.model),
@@ -212,7 +236,7 @@ def _evaluate_bundle(args: Any) -> dict[str, Any]:
 def run_calibrate(args: Any) -> int:
     """Recalibrate a bundle on a site's labelled recordings, without retraining."""
     from models.bundle import BundleScorer, load_bundle
-    from models.training import LABELED_SESSIONS
+    from models.dataset import LABELED_SESSIONS
 
     bundle = load_bundle(args.model)
     require_new_folder(args.out, "Output folder")
@@ -239,11 +263,25 @@ def run_calibrate(args: Any) -> int:
             protos[name] = (mean / max(np.linalg.norm(mean), 1e-12)).round(6).tolist()
     groups = set(site.group.tolist())
     if groups == {0, 1}:
-        temperature, bias = _fit_platt(logits.mean(axis=1), site.group.astype(float))
+        from models.handcrafted import session_means
+        from models.session_estimate import fit_session_calibration, within_session_sd
+
+        mean_logits = logits.mean(axis=1)
+        temperature, bias = _fit_platt(mean_logits, site.group.astype(float))
+        _, means = session_means(mean_logits, site.subject, site.session)
+        _, labels = session_means(site.group.astype(float), site.subject, site.session)
+        keys = np.char.add(site.subject.astype(str), site.session.astype(str))
+        session_cal = fit_session_calibration(means, labels, within_session_sd(mean_logits, keys))
         meta["calibration"].update(
-            temperature=temperature, bias=bias, method="site recalibration (temperature and bias)"
+            temperature=temperature,
+            bias=bias,
+            session=session_cal.as_dict(),
+            method="site recalibration (window temperature and bias; session Platt scaling)",
         )
-        note["calibration"] = "temperature and bias refitted on the site's windows"
+        note["calibration"] = (
+            "window temperature and bias, and the session calibration, refitted on the "
+            "site's windows"
+        )
     else:
         only = "MA" if 1 in groups else "HC"
         note["calibration"] = (

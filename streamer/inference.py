@@ -11,10 +11,9 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 from models.bundle import Bundle, BundleScorer, Scores
 from models.errors import BundleError
+from models.windows import Window
 
 
 def _providers(choice: str) -> list[str] | None:
@@ -50,7 +49,10 @@ class InferenceEngine:
     async def __aenter__(self) -> InferenceEngine:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="neuroclip-inference")
         # one warm-up run so the first live window does not pay for lazy initialisation
-        await self.score(*self._zeros())
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._executor, lambda: self.scorer.score(**self.scorer.zero_feeds())
+        )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -58,23 +60,13 @@ class InferenceEngine:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    def _zeros(self) -> tuple[np.ndarray, np.ndarray]:
-        spec = self.bundle.meta["inputs"]
-        return tuple(
-            np.zeros((len(spec[m]["channels"]), spec[m]["samples"]), np.float32)
-            for m in ("eeg", "nirs")
-        )
+    def _run(self, window: Window, feature_names: list[str]) -> Scores:
+        return self.scorer.score(**self.scorer.window_feeds([window], feature_names))
 
-    def _run(self, eeg: np.ndarray, nirs: np.ndarray) -> tuple[Scores, float]:
-        started = time.perf_counter()
-        inputs = {"eeg": eeg[None], "nirs": nirs[None]}
-        scores = self.scorer.score(**{m: inputs[m] for m in self.bundle.modalities})
-        return scores, 1000 * (time.perf_counter() - started)
-
-    async def score(self, eeg: np.ndarray, nirs: np.ndarray) -> tuple[Scores, float]:
-        """Scores of one window ``(channels, samples)`` per modality, and the ms it took."""
+    async def score(self, window: Window, feature_names: list[str]) -> tuple[Scores, float]:
+        """Scores of one window, and the ms it took; ``feature_names`` name its features."""
         assert self._executor is not None, "use InferenceEngine as an async context manager"
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        scores, _ = await loop.run_in_executor(self._executor, self._run, eeg, nirs)
+        scores = await loop.run_in_executor(self._executor, self._run, window, feature_names)
         return scores, 1000 * (time.perf_counter() - started)

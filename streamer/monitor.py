@@ -21,6 +21,7 @@ from pathlib import Path
 
 from models.bundle import Bundle
 from models.errors import NeuroclipError
+from models.features import window_feature_names
 from models.settings import from_mapping
 from models.windows import SignalParams
 from streamer.compat import check_stream
@@ -326,7 +327,7 @@ class Monitor:
             scores = None
             if window.usable:
                 scores, stages["inference"] = await self.engine.score(
-                    window.window.eeg, window.window.nirs
+                    window.window, window_feature_names(self.eeg_channels, self._pair_names)
                 )
                 self.smoother.add(float(scores.probability[0]))
             stages["publish"] = self._publish_ms

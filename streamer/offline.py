@@ -18,6 +18,7 @@ import numpy as np
 
 from models.bundle import Bundle, BundleScorer, Scores
 from models.errors import ChannelError, TooShortError
+from models.features import window_feature_names
 from models.io.sessions import contents
 from models.io.stream_desc import StreamLayout
 from models.settings import from_mapping
@@ -138,14 +139,12 @@ class OfflineScorer:
         """The ``neuroclip.score/1`` record of every window of ``recording``, in order."""
         windows, pair_names = self.windows(recording)
         usable = [w for w in windows if w.usable]
+        names = window_feature_names(self.eeg_channels, pair_names)
         scores: dict[int, Scores] = {}
         for start in range(0, len(usable), _BATCH):
             batch = usable[start : start + _BATCH]
-            inputs = {
-                "eeg": np.stack([w.window.eeg for w in batch]),
-                "nirs": np.stack([w.window.nirs for w in batch]),
-            }
-            result = self.scorer.score(**{m: inputs[m] for m in self.bundle.modalities})
+            feeds = self.scorer.window_feeds([w.window for w in batch], names)
+            result = self.scorer.score(**feeds)
             for i, w in enumerate(batch):
                 scores[w.seq] = _slice(result, i)
         ident = Identity(site, session, self.bundle.meta["name"], self.bundle.sha256)

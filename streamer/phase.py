@@ -4,7 +4,8 @@ Phases follow the rTMS timeline: ``baseline`` (before the first train), ``rtms_t
 ``rtms/train_start`` to ``rtms/train_end`` plus a guard), ``inter_train`` (between trains),
 ``post`` (after the block: a cue has started since the last train, or no train came for
 ``block_gap_s``). ``unknown`` when no marker stream is connected. The cue (``drug``,
-``neutral`` or none) runs from its ``cue/...`` marker to the next ``rest``, cue or train.
+``neutral`` or none) runs from its ``cue/...`` marker to the next ``rest``, cue or train, for
+at most 20 s: the rule of :class:`models.context.CueLog`, shared with training.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from models.context import CUE_KINDS, CueLog
+
 PHASES = ("unknown", "baseline", "rtms_train", "inter_train", "post")
-CUES = ("drug", "neutral")
+CUES = CUE_KINDS
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,13 @@ class PhaseTracker:
         self.block_gap_s = block_gap_s
         self.connected = False
         self._trains: deque[list[float]] = deque(maxlen=keep)
-        self._cues: deque[list] = deque(maxlen=keep)
+        self.cues = CueLog(keep=keep)
         self.markers_seen = 0
 
     def add(self, label: str, t: float) -> None:
         """One marker at LSL time ``t``."""
         self.markers_seen += 1
-        self._close_cue(label, t)
+        self.cues.add(label, t)
         if label == "rtms/train_start":
             self._trains.append([t, float("inf")])
         elif label == "rtms/train_end":
@@ -51,13 +54,6 @@ class PhaseTracker:
                 self._trains[-1][1] = t
             else:
                 self._trains.append([t - 4.0, t])
-        elif label.startswith("cue/") and label[4:] in CUES:
-            self._cues.append([t, float("inf"), label[4:]])
-
-    def _close_cue(self, label: str, t: float) -> None:
-        ends_cue = label == "rest" or label.startswith("cue/") or label == "rtms/train_start"
-        if ends_cue and self._cues and self._cues[-1][1] == float("inf"):
-            self._cues[-1][1] = t
 
     def info(self, t_begin: float, t_end: float) -> PhaseInfo:
         """The phase at ``t_end`` and whether ``[t_begin, t_end)`` overlaps a train or a cue."""
@@ -66,11 +62,7 @@ class PhaseTracker:
         # microseconds, and the answer must not flip with them
         t_begin, t_end = t_begin + _SAME_S, t_end - _SAME_S
         in_train = any(s < t_end and e + self.guard_s > t_begin for s, e in self._trains)
-        cue = None
-        for start, end, kind in reversed(self._cues):
-            if start < t_end and end > t_begin:
-                cue = kind
-                break
+        cue = self.cues.kind_at(t_begin, t_end)
         return PhaseInfo(self._phase_at(t_end), cue, in_train)
 
     def _phase_at(self, t: float) -> str:
@@ -84,7 +76,7 @@ class PhaseTracker:
         end = started[-1][1]
         if t < end + self.guard_s:
             return "rtms_train"
-        cue_after = any(end <= c[0] < t for c in self._cues)
+        cue_after = any(end <= start < t for start, _, _ in self.cues.spans())
         if cue_after or t - end > self.block_gap_s:
             return "post"
         return "inter_train"

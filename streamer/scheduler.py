@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from models.context import window_context
 from models.windows import SignalParams, Window, WindowSignals, assemble_window
 from streamer.phase import PhaseInfo, PhaseTracker
 from streamer.ring import SpanUnavailableError
@@ -128,6 +129,13 @@ class WindowScheduler:
         if len(cuts) < 2:
             return LiveWindow(self.seq, t_begin, t_end, None, tuple(dict.fromkeys(reasons)), phase)
         eeg, nirs = cuts["eeg"], cuts["nirs"]
+        context, occupancy = window_context(
+            self.phases.cues.spans(),
+            t_begin,
+            self.window_s,
+            self.params.nirs.target_sfreq,
+            self._n_out("nirs"),
+        )
         window = assemble_window(
             WindowSignals(
                 eeg=eeg.out,
@@ -137,9 +145,11 @@ class WindowScheduler:
                 nonfinite=eeg.nonfinite or nirs.nonfinite,
                 tms_blanked=eeg.blanked,
                 in_rtms_train=phase.in_train,
+                context=context,
+                occupancy=occupancy,
             ),
             self.nirs.description.layout.nirs,
-            self.params.windows,
+            self.params,
         )
         for role, cut in cuts.items():
             if cut.gap:

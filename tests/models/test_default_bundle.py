@@ -9,6 +9,7 @@ import pytest
 
 from models.bundle import BundleScorer, load_bundle
 from models.simulation.montage import EEG_CHANNELS, nirs_pairs
+from neuroclip.modelling import windowset_feeds
 
 DEFAULT = Path(__file__).resolve().parents[2] / "models" / "default_bundle"
 
@@ -22,6 +23,7 @@ def test_default_bundle_is_small_verified_and_fits_the_simulated_montage():
         eeg_channels=EEG_CHANNELS, eeg_sfreq=500.0, nirs_channels=nirs, nirs_sfreq=10.0
     )
     assert bundle.meta["metrics"]["onnx_parity_max_abs"] <= 1e-4
+    assert bundle.meta["validation"]["passed"], "the default must pass its own validation"
 
 
 @pytest.mark.slow
@@ -29,6 +31,6 @@ def test_default_bundle_separates_the_groups_of_a_new_small_cohort(train_windows
     """Not a benchmark: a sanity check that the committed model is not a constant."""
     scorer = BundleScorer(load_bundle(DEFAULT))
     ws = train_windows.take(train_windows.usable & np.isin(train_windows.rtms, ["pre", "none"]))
-    scores = scorer.score(eeg=ws.eeg, nirs=ws.nirs)
+    scores = scorer.score(**windowset_feeds(scorer, ws))
     assert scores.probability.std() > 0.01
     assert np.all(np.isfinite(scores.probability))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -10,6 +11,7 @@ from models.losses import info_nce, mask_tokens, masked_reconstruction  # noqa: 
 from models.networks import InputSpec, build_model  # noqa: E402
 
 EEG = InputSpec("eeg", tuple(f"E{i}" for i in range(32)), 1250, 125.0)
+N_FEATURES = 7
 NIRS = InputSpec(
     "nirs", tuple(f"S{i}_D{i} {k}" for i in range(18) for k in ("hbo", "hbr")), 50, 5.0
 )
@@ -17,29 +19,53 @@ NIRS = InputSpec(
 
 @pytest.mark.parametrize("specs", [{"eeg": EEG, "nirs": NIRS}, {"eeg": EEG}, {"nirs": NIRS}])
 def test_models_give_logits_per_head_and_unit_embeddings(specs):
-    model = build_model(specs, n_heads=4).eval()
-    inputs = [torch.randn(3, len(s.channels), s.samples) for s in specs.values()]
-    logits, embedding = model(*inputs)
+    model = build_model(specs, N_FEATURES, n_heads=4).eval()
+    logits, embedding = model(*_inputs(model, specs, 3))
     assert logits.shape == (3, 4)
     assert torch.allclose(embedding.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
+def test_a_closed_gate_leaves_the_feature_branch_alone():
+    specs = {"eeg": EEG, "nirs": NIRS}
+    model = build_model(specs, N_FEATURES, n_heads=4).eval()
+    coef = np.linspace(-1, 1, N_FEATURES)
+    model.set_feature_branch(np.zeros(N_FEATURES), np.full(N_FEATURES, 2.0), coef, 0.5)
+    inputs = _inputs(model, specs, 5)
+    with torch.no_grad():
+        model.gate.fill_(0.0)
+        logits, _ = model(*inputs)
+    expected = (inputs[-1].numpy() / 2.0) @ coef + 0.5
+    assert np.allclose(logits.numpy(), expected[:, None], atol=1e-4)
+    assert not model.feature_head.weight.requires_grad, "the fitted branch stays frozen"
+
+
+def _inputs(model, specs, batch: int) -> list:
+    shapes = {
+        "eeg": (len(EEG.channels), EEG.samples),
+        "nirs": (len(NIRS.channels), NIRS.samples),
+        "context": (2, NIRS.samples),
+        "features": (N_FEATURES,),
+    }
+    return [torch.randn(batch, *shapes[name]) for name in model.input_names]
+
+
 def test_encoders_refuse_inputs_that_break_their_contract():
-    model = build_model({"eeg": EEG})
+    model = build_model({"eeg": EEG}, N_FEATURES)
     with pytest.raises(ValueError, match=r"expects \(batch, 32 channels, 1250 samples at 125 Hz\)"):
         model.encoders["eeg"].check_input(torch.zeros(2, 30, 1250))
 
 
 def test_eeg_encoder_ignores_overall_amplitude():
-    model = build_model({"eeg": EEG}).eval()
+    model = build_model({"eeg": EEG}, N_FEATURES).eval()
     x = torch.randn(2, 32, 1250)
+    f = torch.zeros(2, N_FEATURES)
     with torch.no_grad():
-        a, _ = model(x)
-        b, _ = model(x * 3.0)
+        a, _ = model(x, f)
+        b, _ = model(x * 3.0, f)
     # exact up to the 1e-3 floor added to the RMS (it keeps flat windows finite): with unit
     # RMS input that floor moves logits by about 1e-3 relative
     assert torch.allclose(a, b, atol=2e-3)
-    assert not torch.allclose(a, model(x * 0.0)[0], atol=2e-3)
+    assert not torch.allclose(a, model(x * 0.0, f)[0], atol=2e-3)
 
 
 def test_info_nce_prefers_matching_pairs_and_soft_targets_at_zero_are_hard():

@@ -12,9 +12,11 @@ pytest.importorskip("torch")
 
 from models.bundle import BundleScorer, load_bundle
 from models.errors import BundleError, DatasetError
-from models.evaluation import model_metrics, subject_folds
+from models.evaluation import model_metrics
 from models.export import parity
+from models.folds import subject_folds
 from models.training import train_model
+from neuroclip.modelling import windowset_feeds
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +46,7 @@ def test_dynamic_batch_and_scores_are_probabilities(quick_bundle, train_windows)
     out, _ = quick_bundle
     scorer = BundleScorer(load_bundle(out))
     for n in (1, 7):
-        s = scorer.score(eeg=train_windows.eeg[:n], nirs=train_windows.nirs[:n])
+        s = scorer.score(**windowset_feeds(scorer, train_windows.take(np.arange(n))))
         assert s.probability.shape == (n,)
         assert np.all(
             (s.low >= 0) & (s.low <= s.probability) & (s.probability <= s.high) & (s.high <= 1)
@@ -88,10 +90,11 @@ def test_bundle_refuses_streams_that_do_not_fit(quick_bundle):
 
 
 def test_folds_and_bad_datasets(train_windows):
-    folds = subject_folds(train_windows, 3, seed=0)
+    ws = train_windows
+    folds = subject_folds(ws.subject, ws.group, 3, seed=0)
     assert sorted(s for f in folds for s in f) == sorted(train_windows.subjects)
     with pytest.raises(DatasetError, match="for 4 folds"):
-        subject_folds(train_windows, 4, seed=0)
+        subject_folds(ws.subject, ws.group, 4, seed=0)
     one_group = train_windows.take(train_windows.group == 1)
     with pytest.raises(DatasetError, match="HC subject"):
         train_model(one_group, _quick(), progress=False)

@@ -1,0 +1,116 @@
+"""What was on the screen: cue spans from the markers and their expected haemodynamic response.
+
+The window model needs to know the task. Markers say which picture was shown and when;
+:class:`CueLog` turns the marker sequence into cue spans with one rule, the same for a
+recording read from a file and for markers arriving live: a ``cue/drug`` or
+``cue/neutral`` marker opens a cue, the next ``rest``, cue or ``rtms/train_start`` marker
+closes it, and no cue lasts longer than ``max_cue_s`` (an event-related design without
+``rest`` markers then gets cues as long as the gap to the next one, capped). Durations
+stored in a file are deliberately not used: a live marker stream has none, and live must
+equal offline.
+
+:func:`cue_regressors` convolves each kind's spans with the canonical double-gamma
+haemodynamic response (SPM's: peak at 6 s, undershoot at 16 s, ratio 1/6) and samples the
+result on a window's fNIRS model-rate grid. A long block plateaus at 1. They work the same
+for block and event-related designs; in a session without cues both are 0, and the window
+features and model then rest on the resting-state evidence alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+CUE_KINDS = ("drug", "neutral")
+"""Context channels, in this order."""
+MAX_CUE_S = 20.0
+"""The longest a cue can last when no closing marker came (a block of pictures)."""
+HRF_SPAN_S = 32.0
+"""A cue that began longer ago than this before a window has no response left inside it."""
+_CLOSERS = ("rest", "rtms/train_start")
+
+
+def _hrf_integral(t: np.ndarray) -> np.ndarray:
+    """Integral from 0 to ``t`` of the canonical HRF, scaled so that its total is 1."""
+    t = np.maximum(t, 0.0)
+    return (stats.gamma.cdf(t, 6.0) - stats.gamma.cdf(t, 16.0) / 6.0) / (1.0 - 1.0 / 6.0)
+
+
+class CueLog:
+    """Cue spans from markers seen in time order (see the module docstring for the rule)."""
+
+    def __init__(self, max_cue_s: float = MAX_CUE_S, keep: int = 2000):
+        self.max_cue_s = max_cue_s
+        self.keep = keep
+        self._spans: list[list] = []
+
+    def add(self, label: str, t: float) -> None:
+        """One marker at time ``t`` (markers arrive in time order)."""
+        if (label.startswith("cue/") or label in _CLOSERS) and self._open():
+            self._spans[-1][1] = min(t, self._spans[-1][0] + self.max_cue_s)
+        if label.startswith("cue/") and label[4:] in CUE_KINDS:
+            self._spans.append([t, float("inf"), label[4:]])
+            if len(self._spans) > self.keep:
+                del self._spans[: len(self._spans) - self.keep]
+
+    def _open(self) -> bool:
+        return bool(self._spans) and self._spans[-1][1] == float("inf")
+
+    def spans(self) -> list[tuple[float, float, str]]:
+        """``(start, end, kind)`` of every cue; an open cue ends at most ``max_cue_s`` on."""
+        return [(s, min(e, s + self.max_cue_s), k) for s, e, k in self._spans]
+
+    def kind_at(self, t_begin: float, t_end: float) -> str | None:
+        """The latest cue kind overlapping ``[t_begin, t_end)``, or ``None``."""
+        for start, end, kind in reversed(self._spans):
+            if start < t_end and end > t_begin:
+                return kind
+        return None
+
+    @classmethod
+    def from_markers(cls, times: np.ndarray, labels: tuple[str, ...]) -> CueLog:
+        """A log of a recording's markers (sorted by time)."""
+        log = cls()
+        for i in np.argsort(np.asarray(times, float), kind="stable"):
+            log.add(labels[i], float(times[i]))
+        return log
+
+
+def cue_regressors(
+    spans: list[tuple[float, float, str]], t_begin: float, sfreq: float, n: int
+) -> np.ndarray:
+    """``(2, n)`` expected HbO response to drug and neutral cues at ``t_begin + i / sfreq``.
+
+    Each span contributes ``H(t - start) - H(t - end)``, ``H`` the integral of the canonical
+    HRF; only spans that began before the window's end and within ``HRF_SPAN_S`` of its start
+    matter, so a live log that keeps recent cues gives the same numbers as a whole recording.
+    """
+    t = t_begin + np.arange(n) / sfreq
+    out = np.zeros((len(CUE_KINDS), n))
+    t_end = t_begin + n / sfreq
+    for start, end, kind in spans:
+        if start >= t_end or end < t_begin - HRF_SPAN_S:
+            continue
+        row = CUE_KINDS.index(kind)
+        out[row] += _hrf_integral(t - start) - _hrf_integral(t - end)
+    return out
+
+
+def cue_occupancy(
+    spans: list[tuple[float, float, str]], t_begin: float, t_end: float
+) -> np.ndarray:
+    """``(2,)`` fraction of ``[t_begin, t_end)`` spent in a drug and in a neutral cue."""
+    out = np.zeros(len(CUE_KINDS))
+    for start, end, kind in spans:
+        overlap = min(end, t_end) - max(start, t_begin)
+        if overlap > 0:
+            out[CUE_KINDS.index(kind)] += overlap
+    return np.minimum(out / (t_end - t_begin), 1.0)
+
+
+def window_context(
+    spans: list[tuple[float, float, str]], t_begin: float, window_s: float, sfreq: float, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cue regressors ``(2, n)`` (float32) and occupancy ``(2,)`` of one window."""
+    regressors = cue_regressors(spans, t_begin, sfreq, n).astype(np.float32)
+    return regressors, cue_occupancy(spans, t_begin, t_begin + window_s)
