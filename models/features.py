@@ -5,8 +5,10 @@ Per window, from the model input (numpy and scipy only, no torch):
 EEG, per channel and as the mean over channels
     relative log band power (theta 4-8, alpha 8-13, beta 13-30, gamma 30-45 Hz, each over the
     channel's 1-45 Hz power: immune to the amplitude gains that differ between people and
-    caps), the log of the 1-45 Hz power, and the aperiodic slope (a line through the log-log
-    spectrum at 2-7 and 14-40 Hz, skipping the alpha peak). The channel means of the four
+    caps), the aperiodic slope (a line through the log-log spectrum at 2-7 and 14-40 Hz,
+    skipping the alpha peak), the periodic band power (the mean height of the log spectrum
+    above that line in each band: immune to per-person spectral tilts as well as gains) and
+    the log of the 1-45 Hz power. The channel means of the four
     relative powers are repeated multiplied by the time the window spent in a drug and in a
     neutral cue, so that a linear model can see cue-locked changes (drug-cue gamma).
 fNIRS, per HbO/HbR channel and as the mean over the pairs that couple
@@ -33,7 +35,12 @@ BANDS = {"theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma
 _TOTAL = (1.0, 45.0)
 _SLOPE_RANGES = ((2.0, 7.0), (14.0, 40.0))
 _RIDGE = 1.0
-_PER_CHANNEL_EEG = (*(f"rel_{b}" for b in BANDS), "log_power", "slope")
+_PER_CHANNEL_EEG = (
+    *(f"rel_{b}" for b in BANDS),
+    *(f"periodic_{b}" for b in BANDS),
+    "log_power",
+    "slope",
+)
 _NIRS_SUMMARY = ("drug", "neutral", "drug_minus_neutral", "mean", "trend")
 
 
@@ -55,7 +62,7 @@ def window_feature_names(eeg_channels: tuple[str, ...], pair_names: list[str]) -
 
 
 def eeg_features(eeg: np.ndarray, sfreq: float, occupancy: np.ndarray) -> np.ndarray:
-    """``(N, 6 * C + 6 + 8)`` EEG features of windows ``(N, C, S)``; ``occupancy`` ``(N, 2)``."""
+    """``(N, 10 * C + 10 + 8)`` EEG features of windows ``(N, C, S)``; ``occupancy`` ``(N, 2)``."""
     n, c, s = eeg.shape
     f, psd = signal.welch(eeg, fs=sfreq, nperseg=min(s, round(2 * sfreq)), axis=2)
     psd = psd + 1e-12
@@ -66,12 +73,19 @@ def eeg_features(eeg: np.ndarray, sfreq: float, occupancy: np.ndarray) -> np.nda
         fit |= (f >= lo) & (f <= hi)
     x = np.log10(f[fit])
     x = x - x.mean()
-    slope = (np.log10(psd[:, :, fit]) * x).sum(axis=2) / (x**2).sum()
-    per_channel = np.stack([*rel, np.log(total), slope], axis=2)  # (N, C, 6)
-    means = per_channel.mean(axis=1)  # (N, 6)
+    log_psd = np.log10(psd)
+    slope = (log_psd[:, :, fit] * x).sum(axis=2) / (x**2).sum()
+    # the periodic part: the spectrum above its aperiodic line, immune to per-person tilts
+    offset = log_psd[:, :, fit].mean(axis=2)
+    x_all = np.log10(np.maximum(f, 1e-3)) - np.log10(f[fit]).mean()
+    flat = log_psd - (offset[:, :, None] + slope[:, :, None] * x_all)
+    periodic = [flat[:, :, (f >= lo) & (f < hi)].mean(axis=2) for lo, hi in BANDS.values()]
+    per_channel = np.stack([*rel, *periodic, np.log(total), slope], axis=2)  # (N, C, 10)
+    k = per_channel.shape[2]
+    means = per_channel.mean(axis=1)  # (N, 10)
     rel_means = means[:, : len(BANDS)]
-    cued = [rel_means * occupancy[:, k : k + 1] for k in range(len(CUE_KINDS))]
-    return np.concatenate([per_channel.reshape(n, c * 6), means, *cued], axis=1)
+    cued = [rel_means * occupancy[:, j : j + 1] for j in range(len(CUE_KINDS))]
+    return np.concatenate([per_channel.reshape(n, c * k), means, *cued], axis=1)
 
 
 def nirs_features(nirs: np.ndarray, context: np.ndarray) -> np.ndarray:

@@ -104,9 +104,16 @@ def render_html(report: dict[str, Any], title: str = "NeuroCLIP evaluation") -> 
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{_fmt(m['auc'])}</td><td>{_fmt(m['window_auc'])}</td>"
         f"<td>{_fmt(m['rtms_shift']['mean_delta'])}</td><td>{_fmt(m['rtms_shift']['p'])}</td>"
-        f"<td>{_fmt(m['craving']['spearman_r'])}</td><td>{_fmt(m['craving']['p'])}</td></tr>"
+        f"<td>{_fmt(m['craving']['spearman_r'])}</td><td>{_fmt(m['craving']['p'])}</td>"
+        f"<td>{_fmt(m.get('ece'))}</td></tr>"
         for name, m in report["by_model"].items()
     )
+    notes = "".join(
+        f"<li><b>{html.escape(name)}</b>: {html.escape(w)}</li>"
+        for name, m in report["by_model"].items()
+        for w in m.get("warnings", [])
+    )
+    warnings = f'<h2>Warnings</h2><ul class="note">{notes}</ul>' if notes else ""
     ablation = ""
     if report.get("ablation"):
         ablation = (
@@ -150,7 +157,10 @@ td:first-child,th:first-child{{text-align:left}}img{{margin:4px;border:1px solid
 method behaves, not how it would perform in patients.</p>
 <h2>Models (held-out subjects)</h2>
 <table><tr><th>model</th><th>subject AUC</th><th>window AUC</th><th>rTMS mean &Delta;</th>
-<th>rTMS p (Wilcoxon)</th><th>craving Spearman r</th><th>craving p</th></tr>{rows}</table>
-{figures}{ablation}
+<th>rTMS p (Wilcoxon)</th><th>craving Spearman r</th><th>craving p</th>
+<th>session ECE</th></tr>{rows}</table>
+<p>Session scores are session estimates: the mean window logit through the session-level
+calibration (models/session_estimate.py).</p>
+{warnings}{figures}{ablation}
 <h2>Run</h2><pre>{html.escape(json.dumps(meta, indent=1, default=str))}</pre>
 </body></html>"""

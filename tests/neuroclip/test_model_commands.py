@@ -36,7 +36,17 @@ def test_evaluate_cross_validation_writes_json_and_html(train_cohort, tmp_path):
         == 0
     )
     report = json.loads((out / "report.json").read_text())
-    assert set(report["auc"]) == {"fusion", "eeg", "nirs", "handcrafted"}
+    assert set(report["auc"]) == {
+        "fusion",
+        "eeg",
+        "nirs",
+        "handcrafted",
+        "handcrafted_eeg",
+        "handcrafted_nirs",
+    }
+    assert set(report["ece"]) == set(report["auc"])
+    # 2 + 2 training subjects per fold are too few for an inner CV: reported, not silent
+    assert any("too few" in w for w in report["by_model"]["fusion"]["warnings"])
     for key in ("n", "mean_delta", "p"):
         assert key in report["rtms_shift"]
     assert {"spearman_r", "p"} <= set(report["craving"])
@@ -134,15 +144,17 @@ def test_live_side_runs_without_torch(quick_bundle, train_windows, tmp_path):
     out, _ = quick_bundle
     import numpy as np
 
-    np.save(tmp_path / "eeg.npy", train_windows.eeg[:2])
-    np.save(tmp_path / "nirs.npy", train_windows.nirs[:2])
+    for name in ("eeg", "nirs", "context", "features"):
+        np.save(tmp_path / f"{name}.npy", getattr(train_windows, name)[:2])
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import numpy as np\n"
         "from models.bundle import BundleScorer, load_bundle\n"
         f"scorer = BundleScorer(load_bundle({str(out)!r}))\n"
-        f"s = scorer.score(eeg=np.load({str(tmp_path / 'eeg.npy')!r}),"
-        f" nirs=np.load({str(tmp_path / 'nirs.npy')!r}))\n"
+        f"arrays = {{n: np.load({str(tmp_path)!r} + f'/{{n}}.npy') for n in "
+        "('eeg', 'nirs', 'context', 'features')}\n"
+        f"names = {train_windows.feature_names!r}\n"
+        "s = scorer.score(**scorer.array_feeds(**arrays, feature_names=names))\n"
         "assert s.probability.shape == (2,)\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
     )
