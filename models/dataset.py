@@ -158,6 +158,13 @@ def load_windows(
                 )
             w = session_windows(recording, params, eeg_channels, hop_s=hop_s)
             n = len(w.t_end)
+            if not w.meta.get("cues"):
+                logger.warning(
+                    "sub-%s ses-%s has no cue markers (cue/drug, cue/neutral): its cue features "
+                    "are 0 and its windows carry resting-state evidence only",
+                    subject,
+                    info.session,
+                )
             if info.craving is None:
                 logger.warning(
                     "sub-%s ses-%s has no craving score; it is left out of the craving correlation",

@@ -169,6 +169,8 @@ def _nll(logits: np.ndarray, y: np.ndarray) -> float:
 
 COLLAPSE_SD = 1e-3
 """Outputs whose standard deviation over validation windows is below this are a constant."""
+TEMPERATURE_LIMIT = 10.0
+"""A fitted window temperature above this (the bound is 20) says the logits are noise."""
 CHANCE_AUC = 0.6
 """An inner-CV subject AUC at or below this is taken as no signal found."""
 
@@ -246,6 +248,14 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
         session_cal = features_all.calibration
         validation["inner_auc"] = features_all.inner_auc
         validation["c"] = features_all.c
+    if temperature > TEMPERATURE_LIMIT:
+        note = (
+            f"the window temperature reached {temperature:.1f}: calibration flattened the "
+            "window scores toward 0.5, their logits carry almost no information"
+        )
+        logger.warning("%s: %s", "+".join(cfg.modalities), note)
+        validation["warnings"].append(note)
+    validation["temperature"] = temperature
     _verdict(validation, validation["inner_auc"], tuple(cfg.modalities))
     _, fit_embed = predict(model, fit_lab, device)
     fit_logits, _ = predict(model, fit_lab, device)

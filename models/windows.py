@@ -207,7 +207,7 @@ def session_windows(
         sci_all,
         out_context,
         np.stack(out_features),
-        meta=dict(recording.meta),
+        meta={**recording.meta, "cues": len(cues)},
     )
 
 

@@ -35,6 +35,15 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="YAML configuration (default: embedded defaults, as configs/simulate.yaml)",
     )
+    p.add_argument(
+        "--generator",
+        choices=["neuroclip", "literature"],
+        default="neuroclip",
+        help="with --out: 'literature' writes the cohort with the second, independent "
+        "generator (models/literature_sim: 19-channel EEG at 512 Hz, event-related cues, "
+        "fNIRS at 7.8125 Hz; --ma, --hc, --minutes and --seed apply), used to check that a "
+        "model did not learn one simulator",
+    )
     p.add_argument("--ma", type=int, help="number of MA subjects (cohort.ma)")
     p.add_argument("--hc", type=int, help="number of healthy controls (cohort.hc)")
     p.add_argument("--minutes", type=float, help="minutes per session (cohort.minutes)")
@@ -73,6 +82,17 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from models.settings import load_config
     from models.simulation.config import SimulationConfig
 
+    if args.generator == "literature":
+        if args.live:
+            from models.errors import ConfigError
+
+            raise ConfigError(
+                "--generator literature writes cohorts only; it has no live outlets.",
+                key="generator",
+                fix="use --out DIR with --generator literature, or --live without it.",
+            )
+        return _write_literature(args)
+
     overrides: dict[str, object] = {
         "cohort.ma": args.ma,
         "cohort.hc": args.hc,
@@ -103,6 +123,32 @@ def _run_simulate(args: argparse.Namespace) -> int:
         )
         return 0
     return _write_dataset(args.out, cfg)
+
+
+def _write_literature(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from models.literature_sim import LiteratureCohortConfig, write_literature_cohort
+
+    given = {"ma": args.ma, "hc": args.hc, "minutes": args.minutes, "seed": args.seed}
+    cfg = replace(LiteratureCohortConfig(), **{k: v for k, v in given.items() if v is not None})
+    bar = tqdm(total=2 * cfg.ma + cfg.hc, unit="session", desc="simulating", disable=None)
+
+    def progress(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    try:
+        root = write_literature_cohort(args.out, cfg, progress=progress)
+    finally:
+        bar.close()
+    print(
+        f"wrote {cfg.ma} MA + {cfg.hc} HC subjects ({2 * cfg.ma + cfg.hc} sessions of "
+        f"{cfg.minutes:g} min, literature generator) to {root}"
+    )
+    return 0
 
 
 def _write_dataset(out: Path, cfg) -> int:

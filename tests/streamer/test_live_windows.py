@@ -82,16 +82,18 @@ def test_every_live_window_equals_the_offline_window(session):
     live = _feed(session, params, 2.0, np.random.default_rng(1))
     assert [w.seq for w in live] == list(range(len(live)))
     assert len(live) == len(offline.t_end)
-    for w, t_end, eeg, nirs, reasons, sci in zip(
-        live, offline.t_end, offline.eeg, offline.nirs, offline.reasons, offline.sci, strict=True
-    ):
+    for i, (w, t_end, reasons) in enumerate(zip(live, offline.t_end, offline.reasons, strict=True)):
         assert w.t_end == pytest.approx(t_end, abs=1e-9)
         assert w.reasons == reasons
-        np.testing.assert_allclose(w.window.eeg, eeg, atol=1e-5)
-        np.testing.assert_allclose(w.window.nirs, nirs, atol=1e-5)
-        np.testing.assert_allclose(w.window.sci, sci, atol=1e-9)
+        np.testing.assert_allclose(w.window.eeg, offline.eeg[i], atol=1e-5)
+        np.testing.assert_allclose(w.window.nirs, offline.nirs[i], atol=1e-5)
+        np.testing.assert_allclose(w.window.sci, offline.sci[i], atol=1e-9)
+        # what the model knows about the task: the same cue rule live and offline
+        np.testing.assert_allclose(w.window.context, offline.context[i], atol=1e-6)
+        np.testing.assert_allclose(w.window.features, offline.features[i], rtol=1e-3, atol=1e-3)
     flagged = {r for w in live for r in w.reasons}
     assert "rtms_train" in flagged, "the cohort's rTMS block must be flagged live as offline"
+    assert offline.context.max() > 0.5, "the session's cues reach the model"
 
 
 def test_a_counter_gap_flags_exactly_the_windows_that_contain_it(session):
