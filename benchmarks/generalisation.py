@@ -36,11 +36,11 @@ COHORTS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         "ours-default": ("ours", {"cohort.seed": 101, "cohort.minutes": 5.0}),
         "lit-event-lean": (
             "literature",
-            {"seed": 201, "design": "event", "leaning": 0.5, "rest_markers": False},
+            {"seed": 201, "design": "event", "effect": 1.5, "leaning": 0.5, "rest_markers": False},
         ),
-        "lit-block-weak": (
+        "lit-block": (
             "literature",
-            {"seed": 202, "design": "block", "effect": 0.7, "nirs_sfreq": 10.0, "eeg_sfreq": 500.0},
+            {"seed": 202, "design": "block", "nirs_sfreq": 10.0, "eeg_sfreq": 500.0},
         ),
     },
     "heldout": {
@@ -59,18 +59,23 @@ COHORTS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         ),
         "lit-event-strong": (
             "literature",
-            {"seed": 301, "design": "event", "effect": 1.2, "leaning": 0.7, "nuisance": 1.5},
+            {"seed": 301, "design": "event", "effect": 2.0, "leaning": 0.7, "nuisance": 1.5},
         ),
         "lit-block-12hz": (
             "literature",
             {
                 "seed": 302,
                 "design": "block",
+                "effect": 1.5,
                 "nirs_sfreq": 12.5,
                 "eeg_sfreq": 1000.0,
                 "ma": 12,
                 "hc": 12,
             },
+        ),
+        "lit-event-weak-28": (
+            "literature",
+            {"seed": 303, "design": "event", "effect": 1.0, "ma": 14, "hc": 14, "minutes": 4.0},
         ),
     },
 }
@@ -93,7 +98,18 @@ def generate(name: str, generator: str, knobs: dict[str, Any], work: Path) -> Pa
     return write_literature_cohort(root, LiteratureCohortConfig(**knobs))
 
 
-def evaluate(root: Path, cv: int, seed: int, cache: Path, deep: bool) -> dict[str, Any]:
+VARIANTS = {
+    "default": {},
+    "gate": {"deep_branch": True, "stack": False},
+    "stack": {"deep_branch": True, "stack": True},
+    "features": {"deep_branch": False, "stack": False},
+}
+"""Fusion recipes to compare on the development cohorts (``--variant``)."""
+
+
+def evaluate(
+    root: Path, cv: int, seed: int, cache: Path, variant: str, fusion_only: bool
+) -> dict[str, Any]:
     """Cross-validate every model on one cohort; the figures that go into the table."""
     from dataclasses import replace
 
@@ -101,10 +117,18 @@ def evaluate(root: Path, cv: int, seed: int, cache: Path, deep: bool) -> dict[st
     from models.evaluation import cross_validate
     from models.train_config import TrainConfig
 
-    cfg = replace(TrainConfig(), seed=seed, threads=2, deep_branch=deep)
+    cfg = replace(TrainConfig(), seed=seed, threads=2)
+    change = VARIANTS[variant]
+    if "deep_branch" in change:
+        cfg = replace(
+            cfg,
+            deep_branch=change["deep_branch"],
+            alignment=replace(cfg.alignment, stack=change["stack"]),
+        )
     ws = load_windows(root, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=cache)
     started = time.perf_counter()
-    report = cross_validate(ws, cfg, cv)
+    deep = ("fusion",) if fusion_only else ("fusion", "eeg", "nirs")
+    report = cross_validate(ws, cfg, cv, deep_models=deep)
     out: dict[str, Any] = {"seconds": time.perf_counter() - started, "models": {}}
     for model, m in report["by_model"].items():
         out["models"][model] = {
@@ -124,25 +148,29 @@ def evaluate(root: Path, cv: int, seed: int, cache: Path, deep: bool) -> dict[st
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: subject AUC per cohort and model, then mean and standard deviation."""
-    models = list(rows[0]["result"]["models"])
+    models = list(dict.fromkeys(k for r in rows for k in r["result"]["models"]))
     head = "| cohort | " + " | ".join(models) + " | fusion ECE | rTMS p | craving p |"
     lines = [head, "|" + "---|" * (len(models) + 4)]
     for row in rows:
         m = row["result"]["models"]
-        cells = [f"{m[k]['auc']:.2f}" if m[k]["auc"] is not None else "n/a" for k in models]
-        f = m["fusion"]
+        cells = [_num(m.get(k, {}).get("auc"), ".2f") for k in models]
+        f = m.get("fusion", {})
         lines.append(
             f"| {row['cohort']} | "
             + " | ".join(cells)
-            + f" | {f['ece']:.3f} | {_p(f['rtms_p'])} | {_p(f['craving_p'])} |"
+            + f" | {_num(f.get('ece'), '.3f')} | {_p(f.get('rtms_p'))} | {_p(f.get('craving_p'))} |"
         )
-    aucs = {k: [r["result"]["models"][k]["auc"] or 0.5 for r in rows] for k in models}
-    lines.append(
-        "| **mean (sd)** | "
-        + " | ".join(f"{np.mean(v):.2f} ({np.std(v):.2f})" for v in aucs.values())
-        + " | | | |"
-    )
+    means = []
+    for k in models:
+        aucs = [r["result"]["models"].get(k, {}).get("auc") for r in rows]
+        aucs = [a for a in aucs if a is not None]  # a missing AUC is left out, not 0.5
+        means.append(f"{np.mean(aucs):.2f} ({np.std(aucs):.2f})" if aucs else "n/a")
+    lines.append("| **mean (sd)** | " + " | ".join(means) + " | | | |")
     return "\n".join(lines)
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
 
 
 def _p(p: float | None) -> str:
@@ -158,7 +186,14 @@ def main() -> None:
     parser.add_argument("--cv", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--no-deep", action="store_true", help="features only (the deep part switched off)"
+        "--variant",
+        choices=list(VARIANTS),
+        default="default",
+        help="fusion recipe: the configured default, deep heads behind the gate, the aligned "
+        "embedding stacked onto the features, or features only",
+    )
+    parser.add_argument(
+        "--fusion-only", action="store_true", help="train only the fused deep model"
     )
     args = parser.parse_args()
     splits = ["dev", "heldout"] if args.split == "all" else [args.split]
@@ -171,8 +206,11 @@ def main() -> None:
         t0 = time.perf_counter()
         root = generate(name, generator, knobs, args.work)
         made = time.perf_counter() - t0
-        result = evaluate(root, args.cv, args.seed, args.work / "cache", not args.no_deep)
+        result = evaluate(
+            root, args.cv, args.seed, args.work / "cache", args.variant, args.fusion_only
+        )
         row = {"cohort": name, "generator": generator, "knobs": knobs, "generate_s": made}
+        row["variant"] = args.variant
         row["result"] = result
         rows.append(row)
         with args.out.open("a", encoding="utf-8") as handle:

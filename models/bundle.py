@@ -32,6 +32,7 @@ REQUIRED = (
     "model_inputs",
     "inputs",
     "features",
+    "context",
     "validation",
     "preprocessing",
     "outputs",
@@ -170,8 +171,7 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{meta_path}: field format is {meta.get('format')!r}, expected {FORMAT!r} (this "
             "version's models also take the cue context and hand-crafted features).",
             field="format",
-            fix="retrain the model with this version of neuroclip (neuroclip train), or use "
-            "the default bundle.",
+            fix="retrain the model with this version of neuroclip (neuroclip train).",
             path=folder,
         )
     missing = [k for k in REQUIRED if k not in meta]
@@ -189,6 +189,16 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{str(meta['model_sha256'])[:16]}...; the model was changed or damaged.",
             field="model_sha256",
             fix="restore the bundle from its source; never edit model.onnx by hand.",
+            path=folder,
+        )
+    from models.features import FEATURES_VERSION
+
+    if meta["features"].get("version") != FEATURES_VERSION:
+        raise BundleError(
+            f"{meta_path}: features.version is {meta['features'].get('version')!r}; this "
+            f"version of neuroclip computes window features version {FEATURES_VERSION}.",
+            field="features.version",
+            fix="retrain the model with this version of neuroclip (neuroclip train).",
             path=folder,
         )
     if folder.resolve() == DEFAULT_BUNDLE and not meta["validation"].get("passed", False):
@@ -210,7 +220,9 @@ class Scores:
     """Calibrated probability that a window looks MA-like, ``(B,)``."""
     low: np.ndarray
     high: np.ndarray
-    """Interval: the lowest and highest calibrated probability of the bootstrap heads."""
+    """Interval: the lowest and highest calibrated probability of the bootstrap heads, or,
+    when every head agrees (the model is its feature branch alone), the 95 % band of one
+    window's score within a session (``calibration.session.window_sd``)."""
     logit: np.ndarray
     distance_hc: np.ndarray
     """Cosine distance of the embedding to the healthy-control prototype, ``(B,)``."""
@@ -243,10 +255,19 @@ class BundleScorer:
         self.proto_hc = np.asarray(protos["HC"], np.float32)
         self.proto_ma = np.asarray(protos["MA"], np.float32)
         self._feature_index: dict[tuple[str, ...], np.ndarray] = {}
+        self.window_sd = float(cal.get("session", {}).get("window_sd", 0.0))
 
     def pick_features(self, features: np.ndarray, names: list[str]) -> np.ndarray:
         """The bundle's feature columns out of ``features`` ``(B, len(names))``."""
         key = tuple(names)
+        if features.ndim != 2 or features.shape[1] != len(names):
+            raise BundleError(
+                f"{features.shape} window features came with {len(names)} names; each "
+                "column needs its name.",
+                field="features.names",
+                fix="report this as a bug: the window's channels and its features disagree.",
+                path=self.bundle.path,
+            )
         if key not in self._feature_index:
             where = {n: i for i, n in enumerate(names)}
             wanted = self.bundle.meta["features"]["names"]
@@ -332,10 +353,16 @@ class BundleScorer:
 
         heads = calibrated(logits.astype(np.float64))
         mean_logit = logits.mean(axis=1)
+        low, high = heads.min(axis=1), heads.max(axis=1)
+        if np.all(logits.max(axis=1) - logits.min(axis=1) < 1e-9):
+            # one voice (the feature branch alone): the band one window's logit moves in
+            # within a session, 95 %, instead of a zero-width interval
+            half = 1.959964 * self.window_sd
+            low, high = calibrated(mean_logit - half), calibrated(mean_logit + half)
         return Scores(
             probability=calibrated(mean_logit),
-            low=heads.min(axis=1),
-            high=heads.max(axis=1),
+            low=low,
+            high=high,
             logit=mean_logit,
             distance_hc=1.0 - embedding @ self.proto_hc,
             distance_ma=1.0 - embedding @ self.proto_ma,

@@ -4,10 +4,11 @@ The window model needs to know the task. Markers say which picture was shown and
 :class:`CueLog` turns the marker sequence into cue spans with one rule, the same for a
 recording read from a file and for markers arriving live: a ``cue/drug`` or
 ``cue/neutral`` marker opens a cue, the next ``rest``, cue or ``rtms/train_start`` marker
-closes it, and no cue lasts longer than ``max_cue_s`` (an event-related design without
-``rest`` markers then gets cues as long as the gap to the next one, capped). Durations
-stored in a file are deliberately not used: a live marker stream has none, and live must
-equal offline.
+closes it, and no cue lasts longer than ``max_cue_s``. A live marker stream carries no
+durations, so ``max_cue_s`` is learnt once from the training data (:func:`typical_cue_s`:
+the median duration of its cue events, e.g. 2.5 s for event-related pictures, 20 s for
+blocks), stored in the bundle (``preprocessing.windows.cue_s``) and used by training and the
+live path alike.
 
 :func:`cue_regressors` convolves each kind's spans with the canonical double-gamma
 haemodynamic response (SPM's: peak at 6 s, undershoot at 16 s, ratio 1/6) and samples the
@@ -62,18 +63,32 @@ class CueLog:
 
     def kind_at(self, t_begin: float, t_end: float) -> str | None:
         """The latest cue kind overlapping ``[t_begin, t_end)``, or ``None``."""
-        for start, end, kind in reversed(self._spans):
+        for start, end, kind in reversed(self.spans()):
             if start < t_end and end > t_begin:
                 return kind
         return None
 
     @classmethod
-    def from_markers(cls, times: np.ndarray, labels: tuple[str, ...]) -> CueLog:
+    def from_markers(
+        cls, times: np.ndarray, labels: tuple[str, ...], max_cue_s: float = MAX_CUE_S
+    ) -> CueLog:
         """A log of a recording's markers (sorted by time)."""
-        log = cls()
+        log = cls(max_cue_s)
         for i in np.argsort(np.asarray(times, float), kind="stable"):
             log.add(labels[i], float(times[i]))
         return log
+
+
+def typical_cue_s(durations: np.ndarray | None, labels: tuple[str, ...]) -> float | None:
+    """The median duration of a recording's cue events, or ``None`` without any."""
+    if durations is None:
+        return None
+    values = [
+        float(d)
+        for d, lab in zip(durations, labels, strict=True)
+        if lab.startswith("cue/") and lab[4:] in CUE_KINDS and d > 0
+    ]
+    return float(np.median(values)) if values else None
 
 
 def cue_regressors(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.context import MAX_CUE_S, typical_cue_s
 from models.errors import ChannelError, DatasetError
 from models.features import FEATURES_VERSION, feature_names
 from models.io import BidsDataset
@@ -51,6 +52,8 @@ class WindowSet:
     eeg_channels: tuple[str, ...]
     nirs_channels: tuple[str, ...]
     fingerprint: str
+    cue_s: float = MAX_CUE_S
+    """The cue rule's longest cue (``windows.cue_s``) the windows were cut with."""
 
     @property
     def feature_names(self) -> list[str]:
@@ -156,6 +159,13 @@ def load_windows(
                     "pairs everywhere).",
                     path=root,
                 )
+            if params.windows.cue_s == 0:
+                found = typical_cue_s(recording.markers.durations, recording.markers.labels)
+                if found is not None:
+                    params = _with_cue_s(params, found)
+                    logger.info(
+                        "cues last %.2f s (median of sub-%s ses-%s)", found, subject, info.session
+                    )
             w = session_windows(recording, params, eeg_channels, hop_s=hop_s)
             n = len(w.t_end)
             if not w.meta.get("cues"):
@@ -197,6 +207,7 @@ def load_windows(
         eeg_channels=tuple(eeg_channels or ()),
         nirs_channels=tuple(nirs_channels or ()),
         fingerprint=fingerprint,
+        cue_s=params.windows.cue_s or MAX_CUE_S,
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +216,7 @@ def load_windows(
             **{k: v for k, v in vars(ws).items() if isinstance(v, np.ndarray)},
             eeg_channels=np.array(ws.eeg_channels),
             nirs_channels=np.array(ws.nirs_channels),
+            cue_s=np.array(ws.cue_s),
         )
     return ws
 
@@ -212,9 +224,22 @@ def load_windows(
 def _from_npz(path: Path, fingerprint: str) -> WindowSet:
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
+    skip = ("eeg_channels", "nirs_channels", "cue_s")
     return WindowSet(
-        **{k: v for k, v in arrays.items() if k not in ("eeg_channels", "nirs_channels")},
+        **{k: v for k, v in arrays.items() if k not in skip},
         eeg_channels=tuple(arrays["eeg_channels"].tolist()),
         nirs_channels=tuple(arrays["nirs_channels"].tolist()),
         fingerprint=fingerprint,
+        cue_s=float(arrays["cue_s"]) if "cue_s" in arrays else MAX_CUE_S,
     )
+
+
+def _with_cue_s(params: SignalParams, cue_s: float) -> SignalParams:
+    from dataclasses import replace
+
+    return replace(params, windows=replace(params.windows, cue_s=round(cue_s, 3)))
+
+
+def signal_of(ws: WindowSet, params: SignalParams) -> SignalParams:
+    """``params`` with the cue rule the windows of ``ws`` were cut with (for the bundle)."""
+    return _with_cue_s(params, ws.cue_s)

@@ -92,8 +92,14 @@ def cross_validate(
     ablation: bool = False,
     progress: Callable[[str], None] | None = None,
     bars: bool = False,
+    deep_models: tuple[str, ...] = tuple(DEEP),
 ) -> dict[str, Any]:
-    """Train and score every model per fold; return the report dictionary."""
+    """Train and score every model per fold; return the report dictionary.
+
+    ``deep_models`` limits the deep models trained (benchmarks comparing fusion variants);
+    the hand-crafted references always run.
+    """
+    from models.errors import TrainingFailedError
     from models.training import fit_feature_model, predict, select_device, train_model
 
     started = time.perf_counter()
@@ -101,7 +107,7 @@ def cross_validate(
     usable = ws.take(ws.usable)
     independent = min(1.0, cfg.train_hop_s / cfg.signal.windows.window_s)
     variants: dict[str, TrainConfig] = {
-        name: replace(cfg, modalities=mods) for name, mods in DEEP.items()
+        name: replace(cfg, modalities=mods) for name, mods in DEEP.items() if name in deep_models
     }
     if ablation:
         for name, change in ABLATIONS.items():
@@ -120,12 +126,20 @@ def cross_validate(
             if progress:
                 progress(f"fold {f + 1}/{k}: {name}")
             t0 = time.perf_counter()
-            trained = train_model(train, variant, progress=bars)
+            try:
+                trained = train_model(train, variant, progress=bars)
+            except TrainingFailedError as exc:
+                # one failed model must not sink the others: its sessions get no score
+                warnings[name].append(f"fold {f + 1}: training failed: {exc.message}")
+                timing[name] = timing.get(name, 0.0) + time.perf_counter() - t0
+                continue
             raw, _ = predict(trained.model, test, select_device("cpu"))
             fold_logits = raw.mean(axis=1)
             calibration = trained.session_calibration
             temperature[name][test_mask] = trained.temperature
-            gates[name].append(bool(trained.validation["gate"]))
+            gates[name].append(
+                bool(trained.validation["gate"] or trained.validation.get("stacked"))
+            )
             warnings[name] += [f"fold {f + 1}: {w}" for w in trained.validation["warnings"]]
             timing[name] = timing.get(name, 0.0) + time.perf_counter() - t0
             logits[name][test_mask] = fold_logits
@@ -187,7 +201,7 @@ def session_table(
             "group": "MA" if ws.group[m][0] else "HC",
             "rtms": str(ws.rtms[m][0]),
             "craving": None if np.isnan(ws.craving[m][0]) else float(ws.craving[m][0]),
-            "score": float(np.nanmean(probability[m])) if est is None else est.probability,
+            "score": _session_score(probability[m], est),
             "low": None if est is None else est.low,
             "high": None if est is None else est.high,
             "windows": int(m.sum()),
@@ -196,10 +210,17 @@ def session_table(
     return rows
 
 
+def _session_score(probability: np.ndarray, est: Any) -> float:
+    if est is not None:
+        return est.probability
+    finite = probability[np.isfinite(probability)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
     from sklearn.metrics import roc_auc_score
 
-    if len(set(y.tolist())) < 2:
+    if len(set(y.tolist())) < 2 or not np.all(np.isfinite(score)):
         return None
     return float(roc_auc_score(y, score))
 
@@ -219,9 +240,14 @@ def model_metrics(
     lab_w = np.isin(ws.rtms, LABELED_SESSIONS)
     window_auc = _auc(ws.group[lab_w], probability[lab_w])
     notes = list(warnings or [])
-    collapsed = bool(len(session_scores) > 1 and np.std(session_scores) < 1e-3)
+    scored = session_scores[np.isfinite(session_scores)]
+    collapsed = bool(len(scored) < len(session_scores) or np.std(scored) < 1e-3)
     if collapsed:
-        notes.append("collapsed: every held-out session got the same score")
+        notes.append(
+            "collapsed: held-out sessions got one constant score (or none): the model, or "
+            "its session calibration (slope near 0 where out-of-fold scores ran against the "
+            "labels), carries no evidence"
+        )
     if min(int(y.sum()), int((1 - y).sum())) < MIN_SUBJECTS_PER_GROUP:
         notes.append(
             f"few subjects: {int(y.sum())} MA and {int((1 - y).sum())} HC labelled sessions; "

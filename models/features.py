@@ -92,6 +92,8 @@ def nirs_features(nirs: np.ndarray, context: np.ndarray) -> np.ndarray:
     """``(N, 2 * H + 11)`` fNIRS features of HbO/HbR windows ``(N, H, S)`` (hbo, hbr per pair)
     and cue regressors ``(N, 2, S)``."""
     n, h, s = nirs.shape
+    if h == 0:
+        return np.zeros((n, 2 * len(_NIRS_SUMMARY) + 1))
     # no intercept: the band-passed signal is centred on the session's slow baseline, so a
     # cue response is a level, and a window inside a long block sees a plateau that an
     # intercept would absorb

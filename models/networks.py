@@ -204,10 +204,13 @@ class NeuroclipModel(nn.Module):
                 for name, enc in encoders.items()
             }
         )
-        self.feature_head = nn.Linear(n_features, 1)
-        self.register_buffer("feature_mean", torch.zeros(n_features))
-        self.register_buffer("feature_scale", torch.ones(n_features))
+        self.n_features = n_features
+        self.feature_head = nn.Linear(n_features + embed, 1)
+        self.register_buffer("feature_mean", torch.zeros(n_features + embed))
+        self.register_buffer("feature_scale", torch.ones(n_features + embed))
         self.register_buffer("gate", torch.tensor(1.0))
+        # 1 when the (frozen, aligned) joint embedding is stacked onto the features
+        self.register_buffer("stack", torch.tensor(0.0))
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -218,12 +221,31 @@ class NeuroclipModel(nn.Module):
     def set_feature_branch(
         self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: float
     ) -> None:
-        """Load a fitted standardised linear model into the feature branch and freeze it."""
+        """Load a fitted standardised linear model into the feature branch and freeze it.
+
+        ``coef`` covers the features alone, or the features followed by the joint embedding
+        (stacked); the embedding's weights are zero otherwise.
+        """
+        n_in = self.feature_head.in_features
+        if len(coef) not in (self.n_features, n_in):
+            raise ValueError(
+                f"the feature branch takes {self.n_features} features (or {n_in} with the "
+                f"embedding stacked), got {len(coef)} coefficients"
+            )
+        stacked = len(coef) == n_in
+        pad = n_in - len(coef)
         with torch.no_grad():
-            self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-            self.feature_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-            self.feature_head.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[None])
+            self.feature_mean.copy_(
+                torch.as_tensor(np.r_[mean, np.zeros(pad)], dtype=torch.float32)
+            )
+            self.feature_scale.copy_(
+                torch.as_tensor(np.r_[scale, np.ones(pad)], dtype=torch.float32)
+            )
+            self.feature_head.weight.copy_(
+                torch.as_tensor(np.r_[coef, np.zeros(pad)], dtype=torch.float32)[None]
+            )
             self.feature_head.bias.fill_(float(intercept))
+            self.stack.fill_(1.0 if stacked else 0.0)
         for p in self.feature_head.parameters():
             p.requires_grad_(False)
 
@@ -241,16 +263,17 @@ class NeuroclipModel(nn.Module):
         enc_in = self.encoder_inputs(inputs)
         return {m: F.normalize(self.encoders[m](enc_in[m]), dim=1) for m in self.modalities}
 
-    def feature_logit(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, 1)`` logit of the feature branch."""
-        return self.feature_head((features - self.feature_mean) / self.feature_scale)
+    def feature_logit(self, features: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
+        """``(B, 1)`` logit of the feature branch (the embedding counts only when stacked)."""
+        x = torch.cat([features, joint * self.stack], dim=1)
+        return self.feature_head((x - self.feature_mean) / self.feature_scale)
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = dict(zip(self.input_names, tensors, strict=True))
         parts = self.embed(inputs)
         joint = F.normalize(torch.cat([parts[m] for m in self.modalities], dim=1), dim=1)
         deep = self.heads(joint * self.head_scale)
-        return self.feature_logit(inputs["features"]) + self.gate * deep, joint
+        return self.feature_logit(inputs["features"], joint) + self.gate * deep, joint
 
 
 def _extra(modality: str) -> int:

@@ -33,6 +33,11 @@ class AlignmentConfig:
         0.5, ge=0, doc="weight of the masked-signal loss (0: off)"
     )
     mask_ratio: float = setting(0.25, gt=0, lt=1)
+    stack: bool = setting(
+        False,
+        doc="fusion: feed the aligned joint embedding to the feature branch as extra features "
+        "(kept only where the inner CV says it helps) instead of training deep heads",
+    )
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,12 @@ def split_subjects(
         subjects = sorted({s for s, g in zip(ws.subject, ws.group, strict=True) if g == group})
         if len(subjects) < 2:
             raise DatasetError(
-                f"only {len(subjects)} {'MA' if group else 'HC'} subject(s) for training; "
-                "at least 2 per group are needed (one to fit, one to validate).",
-                fix="add subjects, or use fewer cross-validation folds.",
+                f"only {len(subjects)} {'MA' if group else 'HC'} subject(s) with usable "
+                f"windows for training ({len(ws)} usable windows in all); at least 2 per "
+                "group are needed (one to fit, one to validate).",
+                fix="add subjects or use fewer cross-validation folds; if the dataset has "
+                "subjects, the quality gate rejected their windows: 'neuroclip inspect' "
+                "shows the fNIRS coupling, and flat or railing EEG fails it too.",
             )
         rng.shuffle(subjects)
         n_val = max(1, round(fraction * len(subjects)))
@@ -208,6 +211,21 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
 
     if not cfg.deep_branch:
         st = replace(st, align_epochs=0, probe_epochs=0, finetune_epochs=0)
+    stacking = len(specs) == 2 and cfg.alignment.enabled and cfg.alignment.stack
+    if stacking and st.align_epochs:
+        # unsupervised: every training subject's usable windows may take part
+        _align(model, ws.take(ws.usable), cfg, device, gen, history, progress)
+        return _finish(
+            model,
+            ws,
+            cfg,
+            device,
+            specs,
+            fit_subjects,
+            val_subjects,
+            history,
+            _stack(model, ws, cfg, device),
+        )
     if len(specs) == 2 and cfg.alignment.enabled and st.align_epochs:
         _align(model, fit_all, cfg, device, gen, history, progress)
     boot = torch.from_numpy(rng.poisson(1.0, (len(fit_lab), cfg.n_heads)).astype(np.float32))
@@ -230,24 +248,48 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
             frozen=frozen,
         )
 
-    validation = _gate(model, features_fit, val_lab, device, cfg)
+    validation = (
+        _gate(model, features_fit, val_lab, device, cfg)
+        if cfg.deep_branch
+        else {"gate": False, "collapsed": False, "warnings": [], "mode": "features only"}
+    )
     if validation["gate"]:
         val_logits, _ = predict(model, val_lab, device)
         mean_val = val_logits.mean(axis=1)
         temperature = fit_temperature(mean_val, val_lab.group.astype(float))
         _, means = session_means(mean_val, val_lab.subject, val_lab.session)
         _, labels = session_means(val_lab.group.astype(float), val_lab.subject, val_lab.session)
-        keys = np.char.add(val_lab.subject.astype(str), val_lab.session.astype(str))
+        keys = np.char.add(
+            np.char.add(val_lab.subject.astype(str), "/"), val_lab.session.astype(str)
+        )
         session_cal = fit_session_calibration(means, labels, within_session_sd(mean_val, keys))
+        decided = (validation, temperature, session_cal)
     else:
         # the deep part is off: the feature branch is refitted on every training subject
         features_all = fit_feature_model(ws, np.ones(len(ws), bool), cfg)
         _load_feature_branch(model.cpu(), features_all)
+        with torch.no_grad():
+            model.gate.fill_(0.0)
         model.to(device)
-        temperature = features_all.window_temperature
-        session_cal = features_all.calibration
         validation["inner_auc"] = features_all.inner_auc
         validation["c"] = features_all.c
+        decided = (validation, features_all.window_temperature, features_all.calibration)
+    return _finish(model, ws, cfg, device, specs, fit_subjects, val_subjects, history, decided)
+
+
+def _finish(
+    model: NeuroclipModel,
+    ws: WindowSet,
+    cfg: TrainConfig,
+    device: torch.device,
+    specs: dict[str, InputSpec],
+    fit_subjects: list[str],
+    val_subjects: list[str],
+    history: list[dict[str, float]],
+    decided: tuple[dict, float, SessionCalibration],
+) -> TrainedModel:
+    """Checks, prototypes and the result, once the model's form is decided."""
+    validation, temperature, session_cal = decided
     if temperature > TEMPERATURE_LIMIT:
         note = (
             f"the window temperature reached {temperature:.1f}: calibration flattened the "
@@ -257,8 +299,9 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
         validation["warnings"].append(note)
     validation["temperature"] = temperature
     _verdict(validation, validation["inner_auc"], tuple(cfg.modalities))
-    _, fit_embed = predict(model, fit_lab, device)
-    fit_logits, _ = predict(model, fit_lab, device)
+    labeled = ws.usable & np.isin(ws.rtms, LABELED_SESSIONS)
+    fit_lab = ws.take(labeled & np.isin(ws.subject, fit_subjects))
+    fit_logits, fit_embed = predict(model, fit_lab, device)
     if float(fit_logits.mean(axis=1).std()) < COLLAPSE_SD:
         raise TrainingFailedError(
             f"training produced a constant: the model gives every one of {len(fit_lab)} "
@@ -271,6 +314,7 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
         for name, label in (("HC", 0), ("MA", 1))
     }
     model.eval()
+    columns = model.feature_columns
     return TrainedModel(
         model.cpu(),
         specs,
@@ -284,6 +328,60 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
         validation,
         history,
     )
+
+
+STACK_MARGIN = 0.02
+"""Inner-CV subject AUC the stacked embedding must add before it is kept."""
+
+
+def _stack(
+    model: NeuroclipModel, ws: WindowSet, cfg: TrainConfig, device: torch.device
+) -> tuple[dict, float, SessionCalibration]:
+    """Feed the aligned joint embedding to the feature branch where the inner CV says it helps.
+
+    Both linear models (features, and features plus embedding) are fitted with their own
+    inner subject-wise CV on every training subject; the embedding is kept only when it
+    raises the inner-CV subject AUC by :data:`STACK_MARGIN`. The encoders stay as stage 1
+    left them; the deep heads are not used (gate 0).
+    """
+    _, joint = predict(model, ws, device)
+    keep = ws.usable & np.isin(ws.rtms, LABELED_SESSIONS)
+    modalities = tuple(cfg.modalities)
+    names = [*ws.feature_names, *(f"emb:{i}" for i in range(joint.shape[1]))]
+    extended = np.concatenate([ws.features, joint], axis=1)[keep]
+    rows = (ws.subject[keep], ws.session[keep], ws.group[keep])
+    plain = HandcraftedModel(ws.feature_names, modalities, cfg.seed).fit(
+        LabelledWindows(ws.features[keep], *rows)
+    )
+    stacked = HandcraftedModel(names, (*modalities, "emb"), cfg.seed).fit(
+        LabelledWindows(extended, *rows)
+    )
+    a_plain = plain.inner_auc if plain.inner_auc is not None else 0.5
+    a_stack = stacked.inner_auc if stacked.inner_auc is not None else 0.5
+    use = a_stack >= a_plain + STACK_MARGIN
+    chosen = stacked if use else plain
+    _load_feature_branch(model.cpu(), chosen)
+    model.to(device)
+    with torch.no_grad():
+        model.gate.fill_(0.0)
+    note = (
+        f"the aligned embedding {'raised' if use else 'did not raise'} the inner-CV subject "
+        f"AUC ({a_stack:.3f} with it, {a_plain:.3f} without); "
+        + ("it is stacked onto the features" if use else "the model is its feature branch alone")
+    )
+    logger.info("%s: %s", "+".join(modalities), note)
+    validation = {
+        "mode": "stack",
+        "gate": False,
+        "stacked": use,
+        "inner_auc": chosen.inner_auc,
+        "inner_auc_features": plain.inner_auc,
+        "inner_auc_stacked": stacked.inner_auc,
+        "c": chosen.c,
+        "collapsed": False,
+        "warnings": [] if use else [note],
+    }
+    return validation, chosen.window_temperature, chosen.calibration
 
 
 def _load_feature_branch(model: NeuroclipModel, fitted: HandcraftedModel) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.context import CueLog, window_context
+from models.context import MAX_CUE_S, CueLog, window_context
 from models.errors import ChannelError, TooShortError
 from models.features import window_features
 from models.preprocessing import EegChain, EegParams, NirsChain, NirsParams
@@ -39,6 +39,12 @@ class WindowParams:
     max_bad_eeg_fraction: float = setting(0.25, ge=0, le=1)
     sci_threshold: float = setting(0.5, ge=-1, le=1, doc="pairs below are bad")
     min_good_nirs_fraction: float = setting(0.5, ge=0, le=1)
+    cue_s: float = setting(
+        0.0,
+        ge=0,
+        doc="longest a cue lasts when no closing marker comes first (0: the median duration "
+        "of the training data's cue events, stored in the bundle)",
+    )
 
     def check(self) -> None:
         """A hop longer than a window would leave data unscored."""
@@ -159,7 +165,9 @@ def session_windows(
     n_raw, n_c = round(wp.window_s * eeg.sfreq), round(wp.window_s * nirs.sfreq)
     layout = nirs.nirs
     spans = rtms_spans(recording, wp.rtms_guard_s)
-    cues = CueLog.from_markers(recording.markers.times, recording.markers.labels).spans()
+    cues = CueLog.from_markers(
+        recording.markers.times, recording.markers.labels, wp.cue_s or MAX_CUE_S
+    ).spans()
     out_eeg = np.zeros((ends.size, len(picks), n_e), np.float32)
     out_nirs = np.zeros((ends.size, len(nirs_out_names(layout)), n_n), np.float32)
     sci_all = np.zeros((ends.size, len(layout.pairs())))

@@ -64,7 +64,9 @@ def train_config(args: Any):
 def run_train(args: Any) -> int:
     """Train one model on a BIDS dataset and write its bundle."""
     _require_torch()
-    from models.dataset import load_windows
+    from dataclasses import replace
+
+    from models.dataset import load_windows, signal_of
     from models.evaluation import model_metrics
     from models.export import write_bundle
     from models.training import predict, select_device, train_model
@@ -76,19 +78,26 @@ def run_train(args: Any) -> int:
         args.data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=args.cache, progress=update
     )
     bar.close()
+    cfg = replace(cfg, signal=signal_of(ws, cfg.signal))  # the cue rule learnt from the data
     trained = train_model(ws, cfg, progress=True)
-    val = ws.take(ws.usable & np.isin(ws.subject, trained.val_subjects))
-    logits, _ = predict(trained.model, val, select_device("cpu"))
-    prob = 1 / (1 + np.exp(-logits.mean(axis=1) / trained.temperature))
-    val_metrics = model_metrics(val, prob)
-    metrics = {
+    v = trained.validation
+    held_out = bool(v["gate"])  # otherwise the final fit has seen the validation subjects
+    metrics: dict[str, Any] = {
         "validation": {
-            "subjects": len(trained.val_subjects),
-            "window_auc": val_metrics["window_auc"],
-            "subject_auc": val_metrics["auc"],
-            "inner_cv_subject_auc": trained.validation.get("inner_auc"),
+            "inner_cv_subject_auc": v.get("inner_auc"),
+            "note": "inner-CV subject AUC: out-of-fold over the training subjects",
         }
     }
+    if held_out:
+        val = ws.take(ws.usable & np.isin(ws.subject, trained.val_subjects))
+        logits, _ = predict(trained.model, val, select_device("cpu"))
+        prob = 1 / (1 + np.exp(-logits.mean(axis=1) / trained.temperature))
+        val_metrics = model_metrics(val, prob)
+        metrics["validation"].update(
+            subjects=len(trained.val_subjects),
+            window_auc=val_metrics["window_auc"],
+            subject_auc=val_metrics["auc"],
+        )
     name = args.name or f"neuroclip-{'-'.join(cfg.modalities)}"
     write_bundle(
         trained,
@@ -99,11 +108,18 @@ def run_train(args: Any) -> int:
         metrics=metrics,
         extra_training={"data": str(args.data)},
     )
-    v = trained.validation
+    form = "deep part kept" if v["gate"] else "feature branch"
+    if v.get("stacked"):
+        form = "feature branch with the aligned embedding stacked"
     print(
-        f"wrote bundle {args.out} ({name}; deep part {'kept' if v['gate'] else 'off'}; "
-        f"inner-CV subject AUC {_fmt(v.get('inner_auc'))}; validation window AUC "
-        f"{_fmt(val_metrics['window_auc'])} on {len(trained.val_subjects)} subjects)"
+        f"wrote bundle {args.out} ({name}; {form}; inner-CV subject AUC "
+        f"{_fmt(v.get('inner_auc'))}"
+        + (
+            f"; validation subject AUC {_fmt(metrics['validation']['subject_auc'])} on "
+            f"{len(trained.val_subjects)} held-out subjects)"
+            if held_out
+            else ")"
+        )
     )
     for warning in v["warnings"]:
         print(f"warning: {warning}")
@@ -270,7 +286,7 @@ def run_calibrate(args: Any) -> int:
         temperature, bias = _fit_platt(mean_logits, site.group.astype(float))
         _, means = session_means(mean_logits, site.subject, site.session)
         _, labels = session_means(site.group.astype(float), site.subject, site.session)
-        keys = np.char.add(site.subject.astype(str), site.session.astype(str))
+        keys = np.char.add(np.char.add(site.subject.astype(str), "/"), site.session.astype(str))
         session_cal = fit_session_calibration(means, labels, within_session_sd(mean_logits, keys))
         meta["calibration"].update(
             temperature=temperature,

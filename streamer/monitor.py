@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.bundle import Bundle
+from models.context import MAX_CUE_S
 from models.errors import NeuroclipError
 from models.features import window_feature_names
 from models.settings import from_mapping
@@ -99,7 +100,9 @@ class Monitor:
         self.ident = Identity(cfg.site, cfg.session, bundle.meta["name"], bundle.sha256)
         self.health = {r: StreamHealth(r) for r in ("eeg", "nirs", "markers")}
         self.latency = LatencyStats()
-        self.phases = PhaseTracker(self.params.windows.rtms_guard_s)
+        self.phases = PhaseTracker(
+            self.params.windows.rtms_guard_s, cue_s=self.params.windows.cue_s or MAX_CUE_S
+        )
         keep = self.params.windows.window_s + cfg.windows.max_wait_s + 20.0
         self.buffers = {
             "eeg": ModalityBuffer("eeg", self.params, self.eeg_channels, keep, self._clock_jump),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.bundle import Bundle, BundleScorer, Scores
+from models.context import MAX_CUE_S
 from models.errors import ChannelError, TooShortError
 from models.features import window_feature_names
 from models.io.sessions import contents
@@ -107,7 +108,7 @@ class OfflineScorer:
             pairs = check_stream(self.bundle, role, description)
             pair_names = pairs if pairs is not None else pair_names
             buffers[role].start_segment(1, description)
-        phases = PhaseTracker(wp.rtms_guard_s)
+        phases = PhaseTracker(wp.rtms_guard_s, cue_s=wp.cue_s or MAX_CUE_S)
         phases.connected = bool(len(recording.markers))
         for t, label in zip(recording.markers.times, recording.markers.labels, strict=True):
             phases.add(label, float(t))

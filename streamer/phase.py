@@ -5,7 +5,8 @@ Phases follow the rTMS timeline: ``baseline`` (before the first train), ``rtms_t
 ``post`` (after the block: a cue has started since the last train, or no train came for
 ``block_gap_s``). ``unknown`` when no marker stream is connected. The cue (``drug``,
 ``neutral`` or none) runs from its ``cue/...`` marker to the next ``rest``, cue or train, for
-at most 20 s: the rule of :class:`models.context.CueLog`, shared with training.
+at most ``cue_s`` (the bundle's): the rule of :class:`models.context.CueLog`, shared with
+training.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from models.context import CUE_KINDS, CueLog
+from models.context import CUE_KINDS, MAX_CUE_S, CueLog
 
 PHASES = ("unknown", "baseline", "rtms_train", "inter_train", "post")
 CUES = CUE_KINDS
@@ -35,12 +36,18 @@ _SAME_S = 1e-3
 class PhaseTracker:
     """Consume markers in arrival order; answer questions about time spans."""
 
-    def __init__(self, guard_s: float = 0.5, block_gap_s: float = 60.0, keep: int = 2000):
+    def __init__(
+        self,
+        guard_s: float = 0.5,
+        block_gap_s: float = 60.0,
+        keep: int = 2000,
+        cue_s: float = MAX_CUE_S,
+    ):
         self.guard_s = guard_s
         self.block_gap_s = block_gap_s
         self.connected = False
         self._trains: deque[list[float]] = deque(maxlen=keep)
-        self.cues = CueLog(keep=keep)
+        self.cues = CueLog(cue_s, keep=keep)
         self.markers_seen = 0
 
     def add(self, label: str, t: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.context import CueLog, cue_occupancy, cue_regressors
+from models.context import CueLog, cue_occupancy, cue_regressors, typical_cue_s
 from models.features import feature_names, window_features
 from models.handcrafted import HandcraftedModel, LabelledWindows
 from models.session_estimate import (
@@ -120,3 +120,22 @@ def test_session_calibration_and_ece():
     p_cal = 1 / (1 + np.exp(-(cal.a * z + cal.b)))
     assert 0 < cal.a < 1
     assert expected_calibration_error(p_cal, y) < expected_calibration_error(p_raw, y)
+
+
+def test_an_open_cue_ends_after_the_longest_cue_and_the_data_sets_that_length():
+    log = CueLog(max_cue_s=2.5)
+    log.add("cue/drug", 100.0)  # no closing marker comes
+    assert log.kind_at(101.0, 102.0) == "drug"
+    assert log.kind_at(103.0, 110.0) is None
+    durations = np.array([60.0, 2.4, 2.6, 2.5, 0.0])
+    labels = ("rest", "cue/drug", "cue/neutral", "cue/drug", "rtms/pulse")
+    assert typical_cue_s(durations, labels) == pytest.approx(2.5)
+    assert typical_cue_s(None, labels) is None
+    assert typical_cue_s(np.array([60.0]), ("rest",)) is None
+
+
+def test_features_of_a_montage_without_fnirs_pairs_are_finite():
+    rng = np.random.default_rng(3)
+    eeg, _, ctx, occ = _windows(2, rng, 1.0, 0.0)
+    out = window_features(eeg, np.zeros((2, 0, 50)), ctx, occ, 125.0)
+    assert np.isfinite(out).all()

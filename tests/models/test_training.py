@@ -115,3 +115,78 @@ def test_sessions_without_craving_are_left_out_of_the_correlation(train_windows)
     n_sessions = len({(s, t) for s, t in zip(ws.subject, ws.session, strict=True)})
     first = {(s, t) for s, t in zip(ws.subject, ws.session, strict=True) if s == ws.subjects[0]}
     assert metrics["craving"]["n"] == n_sessions - len(first)
+
+
+def test_features_only_training_is_the_hand_crafted_model(train_windows, quick_config):
+    from dataclasses import replace
+
+    from models.training import fit_feature_model, predict, select_device
+
+    cfg = replace(quick_config, deep_branch=False)
+    trained = train_model(train_windows, cfg, progress=False)
+    assert trained.validation["gate"] is False
+    logits, _ = predict(trained.model, train_windows, select_device("cpu"))
+    reference = fit_feature_model(train_windows, np.ones(len(train_windows), bool), cfg)
+    np.testing.assert_allclose(
+        logits.mean(axis=1), reference.logits(train_windows.features), atol=1e-4
+    )
+
+
+def test_stacking_the_aligned_embedding_exports_and_records_its_decision(
+    train_windows, quick_config, tmp_path
+):
+    from dataclasses import replace
+
+    from models.export import write_bundle
+
+    cfg = replace(quick_config, alignment=replace(quick_config.alignment, stack=True))
+    trained = train_model(train_windows, cfg, progress=False)
+    v = trained.validation
+    assert v["mode"] == "stack" and v["gate"] is False and isinstance(v["stacked"], bool)
+    out = write_bundle(trained, cfg, tmp_path / "b", ws=train_windows, name="s", metrics={})
+    assert parity(trained, out / "model.onnx", train_windows, n=16) <= 1e-4
+
+
+def test_a_model_that_can_only_give_a_constant_stops_with_a_clear_error(
+    train_windows, quick_config
+):
+    from dataclasses import replace
+
+    from models.errors import TrainingFailedError
+
+    blank = train_windows.take(np.arange(len(train_windows)))
+    blank.features = np.zeros_like(blank.features)
+    with pytest.raises(TrainingFailedError, match="constant"):
+        train_model(blank, replace(quick_config, deep_branch=False), progress=False)
+
+
+def test_the_scorer_picks_its_features_by_name(quick_bundle, train_windows):
+    out, _ = quick_bundle
+    scorer = BundleScorer(load_bundle(out))
+    ws = train_windows.take(np.arange(4))
+    names = ws.feature_names
+    wanted = scorer.pick_features(ws.features, names)
+    order = np.arange(len(names))[::-1]
+    reordered = scorer.pick_features(ws.features[:, order], [names[i] for i in order])
+    np.testing.assert_array_equal(wanted, reordered)
+    with pytest.raises(BundleError, match="needs feature"):
+        scorer.pick_features(ws.features[:, 1:], names[1:])
+    with pytest.raises(BundleError, match="needs its name"):
+        scorer.pick_features(ws.features, names[1:])
+
+
+def test_a_default_bundle_that_failed_validation_is_refused(quick_bundle, tmp_path, monkeypatch):
+    import models.bundle as bundle_module
+
+    out, _ = quick_bundle
+    copy = tmp_path / "default"
+    shutil.copytree(out, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["validation"]["passed"] = False
+    meta["validation"]["warnings"] = ["no usable signal"]
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    load_bundle(copy)  # any other bundle loads (its warnings are the user's to read)
+    monkeypatch.setattr(bundle_module, "DEFAULT_BUNDLE", copy.resolve())
+    with pytest.raises(BundleError, match="failed its own validation") as info:
+        load_bundle(copy)
+    assert info.value.field == "validation.passed"
