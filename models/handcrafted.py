@@ -121,6 +121,10 @@ class HandcraftedModel:
     inner_aucs: dict[float, float] = field(default_factory=dict)
     calibration: SessionCalibration = field(default_factory=SessionCalibration)
     window_temperature: float = 1.0
+    part_weights: dict[str, float] = field(default_factory=dict)
+    """Late-fusion weight of each modality's part (fusion only)."""
+    part_aucs: dict[str, float | None] = field(default_factory=dict)
+    """Inner-CV subject AUC of each modality's part (fusion only)."""
 
     @property
     def columns(self) -> np.ndarray:
@@ -128,8 +132,16 @@ class HandcraftedModel:
         return modality_columns(self.names, self.modalities)
 
     def fit(self, data: LabelledWindows) -> HandcraftedModel:
-        """Choose ``C`` by inner CV, calibrate on its out-of-fold sessions, refit on all."""
-        columns = self.columns
+        """Fit, choosing everything by inner CV on ``data``'s subjects alone.
+
+        One modality: ``C`` by inner CV, calibration on its out-of-fold sessions, a refit on
+        all. Several (fusion): one such model per modality, then **late fusion**: the
+        out-of-fold session mean logits of the parts are combined with non-negative weights
+        (a logistic regression on them), so a modality with many weak features cannot drown
+        a few strong ones, a part that anti-learns in the inner CV gets weight 0, and a
+        patient whose illness shows in one modality only still moves the sum. The result is
+        one linear model over the union of the parts' columns.
+        """
         per_group = [len(np.unique(data.subject[data.group == g])) for g in (0, 1)]
         if min(per_group) < 1:
             raise DatasetError(
@@ -138,18 +150,28 @@ class HandcraftedModel:
                 fix="add subjects of the missing group.",
             )
         k = min(self.inner_folds, *per_group)
+        if len(self.modalities) > 1 and k >= 2:
+            return self._fit_late_fusion(data, k)
+        oof = self._fit_single(data, k)
+        if oof is not None:
+            self._calibrate(data, oof)
+        return self
+
+    def _fit_single(self, data: LabelledWindows, k: int) -> np.ndarray | None:
+        """One linear model on :attr:`columns`; its out-of-fold window logits (None: no CV)."""
+        columns = self.columns
         if k < 2:
             # too few subjects for an inner CV: a documented fallback, reported by inner_auc
             # None (and the training warnings that follow from it)
             logger.warning(
                 "only %d MA and %d HC training subjects: no inner CV; C=%g, no calibration",
-                per_group[1],
-                per_group[0],
+                len(np.unique(data.subject[data.group == 1])),
+                len(np.unique(data.subject[data.group == 0])),
                 FALLBACK_C,
             )
             self.c, self.inner_auc = FALLBACK_C, None
             self.fit_ = fit_linear(data, columns, self.c, self.seed)
-            return self
+            return None
         folds = subject_folds(data.subject, data.group, k, self.seed, what="inner folds")
         oof = {c: np.zeros(len(data.group)) for c in self.c_grid}
         for fold in folds:
@@ -164,17 +186,45 @@ class HandcraftedModel:
         best = max(self.inner_aucs.values())
         self.c = min(c for c, a in self.inner_aucs.items() if a >= best - 1e-9)
         self.inner_auc = best
-        _, means = session_means(oof[self.c], data.subject, data.session)
-        self.calibration = fit_session_calibration(
-            means, labels, within_session_sd(oof[self.c], _session_keys(data))
-        )
-        self.window_temperature = fit_temperature(oof[self.c], data.group)
         self.fit_ = fit_linear(data, columns, self.c, self.seed)
         logger.info(
-            "hand-crafted %s: C=%g, inner subject AUC %.3f",
+            "hand-crafted %s: C=%g, inner subject AUC %.3f", "+".join(self.modalities), self.c, best
+        )
+        return oof[self.c]
+
+    def _calibrate(self, data: LabelledWindows, oof: np.ndarray) -> None:
+        _, labels = session_means(data.group.astype(float), data.subject, data.session)
+        _, means = session_means(oof, data.subject, data.session)
+        self.calibration = fit_session_calibration(
+            means, labels, within_session_sd(oof, _session_keys(data))
+        )
+        self.window_temperature = fit_temperature(oof, data.group)
+
+    def _fit_late_fusion(self, data: LabelledWindows, k: int) -> HandcraftedModel:
+        parts, oofs = [], []
+        for modality in self.modalities:
+            part = HandcraftedModel(
+                self.names, (modality,), self.seed, self.c_grid, self.inner_folds
+            )
+            oofs.append(part._fit_single(data, k))
+            parts.append(part)
+        _, labels = session_means(data.group.astype(float), data.subject, data.session)
+        means = np.stack([session_means(o, data.subject, data.session)[1] for o in oofs], 1)
+        weights, bias = _nonnegative_logistic(means, labels)
+        oof = np.stack(oofs, axis=1) @ weights + bias
+        _, fused_means = session_means(oof, data.subject, data.session)
+        self.inner_auc = _auc(labels.astype(int), fused_means)
+        self.part_weights = {m: float(w) for m, w in zip(self.modalities, weights, strict=True)}
+        self.part_aucs = {m: p.inner_auc for m, p in zip(self.modalities, parts, strict=True)}
+        self.c = max(p.c for p in parts if p.c is not None)
+        self.fit_ = _merge(self.columns, [p.fit_ for p in parts], weights, bias)
+        self._calibrate(data, oof)
+        logger.info(
+            "hand-crafted %s: late fusion weights %s (part inner AUCs %s), inner AUC %.3f",
             "+".join(self.modalities),
-            self.c,
-            best,
+            self.part_weights,
+            self.part_aucs,
+            self.inner_auc,
         )
         return self
 
@@ -182,6 +232,37 @@ class HandcraftedModel:
         """Window logits."""
         assert self.fit_ is not None, "fit the model first"
         return self.fit_.logits(features)
+
+
+def _nonnegative_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weights >= 0 and a bias of a lightly ridged logistic regression of ``y`` on ``x``."""
+    from scipy.optimize import minimize
+
+    k = x.shape[1]
+
+    def loss(p: np.ndarray) -> float:
+        z = x @ p[:k] + p[k]
+        return float(np.mean(np.logaddexp(0, z) - y * z) + 0.01 * np.sum(p[:k] ** 2))
+
+    start = np.r_[np.full(k, 1.0 / k), 0.0]
+    bounds = [(0.0, 10.0)] * k + [(-20.0, 20.0)]
+    result = minimize(loss, start, method="L-BFGS-B", bounds=bounds)
+    return result.x[:k], float(result.x[k])
+
+
+def _merge(
+    columns: np.ndarray, parts: list[LinearFit | None], weights: np.ndarray, bias: float
+) -> LinearFit:
+    """One linear model equal to ``sum_k weights[k] * part_k + bias`` over ``columns``."""
+    where = {int(c): i for i, c in enumerate(columns)}
+    mean, scale = np.zeros(len(columns)), np.ones(len(columns))
+    coef, intercept = np.zeros(len(columns)), bias
+    for part, w in zip(parts, weights, strict=True):
+        assert part is not None
+        idx = np.array([where[int(c)] for c in part.columns], int)
+        mean[idx], scale[idx], coef[idx] = part.mean, part.scale, w * part.coef
+        intercept += w * part.intercept
+    return LinearFit(np.asarray(columns), mean, scale, coef, float(intercept))
 
 
 def _session_keys(data: LabelledWindows) -> np.ndarray:

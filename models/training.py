@@ -273,6 +273,8 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
         model.to(device)
         validation["inner_auc"] = features_all.inner_auc
         validation["c"] = features_all.c
+        validation["part_weights"] = features_all.part_weights
+        validation["part_aucs"] = features_all.part_aucs
         decided = (validation, features_all.window_temperature, features_all.calibration)
     return _finish(model, ws, cfg, device, specs, fit_subjects, val_subjects, history, decided)
 
@@ -378,6 +380,8 @@ def _stack(
         "inner_auc_features": plain.inner_auc,
         "inner_auc_stacked": stacked.inner_auc,
         "c": chosen.c,
+        "part_weights": chosen.part_weights,
+        "part_aucs": chosen.part_aucs,
         "collapsed": False,
         "warnings": [] if use else [note],
     }

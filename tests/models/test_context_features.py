@@ -139,3 +139,28 @@ def test_features_of_a_montage_without_fnirs_pairs_are_finite():
     eeg, _, ctx, occ = _windows(2, rng, 1.0, 0.0)
     out = window_features(eeg, np.zeros((2, 0, 50)), ctx, occ, 125.0)
     assert np.isfinite(out).all()
+
+
+def test_late_fusion_weighs_the_modality_that_carries_the_signal():
+    rng = np.random.default_rng(4)
+    rows = []
+    for s in range(16):
+        group = s % 2
+        eeg, nirs, ctx, occ = _windows(6, rng, 1.0, 0.6 * group)  # EEG: no group effect
+        eeg = eeg * rng.lognormal(0, 0.3)
+        rows.append((window_features(eeg, nirs, ctx, occ, 125.0), s, group))
+    names = feature_names(("A", "B", "C", "D"), tuple(f"P{i} {k}" for i in range(3) for k in "xy"))
+    data = LabelledWindows(
+        np.concatenate([f for f, _, _ in rows]),
+        np.concatenate([np.full(len(f), f"s{s}") for f, s, _ in rows]),
+        np.concatenate([np.full(len(f), "pre") for f, _, _ in rows]),
+        np.concatenate([np.full(len(f), g) for f, _, g in rows]),
+    )
+    model = HandcraftedModel(names, ("eeg", "nirs"), seed=0).fit(data)
+    assert set(model.part_weights) == {"eeg", "nirs"}
+    assert model.part_weights["nirs"] > model.part_weights["eeg"]
+    assert model.part_aucs["nirs"] > 0.9
+    logits = model.logits(data.features)
+    assert logits[data.group == 1].mean() > logits[data.group == 0].mean()
+    # the fused model is one linear model over both modalities' columns (the ONNX branch)
+    assert len(model.fit_.columns) == len(names)
