@@ -4,9 +4,12 @@ regularised logistic regression, with everything chosen on the training subjects
 - Features are standardised on the training windows.
 - Every subject weighs the same in the fit, whatever its number of windows, and both groups
   weigh the same.
-- The regularisation ``C`` is chosen by an inner subject-wise cross-validation on the
-  training subjects, maximising the subject-level AUC of the session mean logit; ties go to
-  the stronger regularisation. The test folds are never seen.
+- The regularisation ``C`` and the feature set (every feature, or the channel means only) are
+  chosen by an inner subject-wise cross-validation on the training subjects, maximising the
+  subject-level AUC of the session mean logit; ties go to the fewer features and the
+  stronger regularisation. The test folds are never seen.
+- Fusion is late: one such model per modality, combined with non-negative weights fitted on
+  their out-of-fold session logits (see :meth:`HandcraftedModel.fit`).
 - The out-of-fold session mean logits of that inner CV fit the session-level calibration
   (:mod:`models.session_estimate`); their AUC is kept as ``inner_auc``, the model's own
   estimate of how well it separates subjects it did not train on.
@@ -118,7 +121,9 @@ class HandcraftedModel:
     fit_: LinearFit | None = None
     c: float | None = None
     inner_auc: float | None = None
-    inner_aucs: dict[float, float] = field(default_factory=dict)
+    inner_aucs: dict[str, float] = field(default_factory=dict)
+    subset: str = "all"
+    """``all`` features, or the ``summary`` (channel means) where the inner CV preferred it."""
     calibration: SessionCalibration = field(default_factory=SessionCalibration)
     window_temperature: float = 1.0
     part_weights: dict[str, float] = field(default_factory=dict)
@@ -173,24 +178,42 @@ class HandcraftedModel:
             self.fit_ = fit_linear(data, columns, self.c, self.seed)
             return None
         folds = subject_folds(data.subject, data.group, k, self.seed, what="inner folds")
-        oof = {c: np.zeros(len(data.group)) for c in self.c_grid}
+        subsets = {"all": columns}
+        summary = np.array([c for c in columns if _is_summary(self.names[c])], int)
+        if 0 < len(summary) < len(columns):
+            subsets["summary"] = summary
+        grid = [(name, c) for name in subsets for c in self.c_grid]
+        oof = {key: np.zeros(len(data.group)) for key in grid}
         for fold in folds:
             test = np.isin(data.subject, fold)
             train = _rows(data, ~test)
-            for c in self.c_grid:
-                oof[c][test] = fit_linear(train, columns, c, self.seed).logits(data.features[test])
+            for name, c in grid:
+                oof[(name, c)][test] = fit_linear(train, subsets[name], c, self.seed).logits(
+                    data.features[test]
+                )
         _keys, labels = session_means(data.group.astype(float), data.subject, data.session)
-        for c in self.c_grid:
-            _, means = session_means(oof[c], data.subject, data.session)
-            self.inner_aucs[c] = _auc(labels.astype(int), means)
-        best = max(self.inner_aucs.values())
-        self.c = min(c for c, a in self.inner_aucs.items() if a >= best - 1e-9)
-        self.inner_auc = best
-        self.fit_ = fit_linear(data, columns, self.c, self.seed)
-        logger.info(
-            "hand-crafted %s: C=%g, inner subject AUC %.3f", "+".join(self.modalities), self.c, best
+        scores = {}
+        for key in grid:
+            _, means = session_means(oof[key], data.subject, data.session)
+            scores[key] = _auc(labels.astype(int), means)
+        best = max(scores.values())
+        # ties: the fewer features, then the stronger regularisation
+        chosen = min(
+            (key for key, a in scores.items() if a >= best - 1e-9),
+            key=lambda key: (len(subsets[key[0]]), key[1]),
         )
-        return oof[self.c]
+        self.subset, self.c = chosen
+        self.inner_aucs = {f"{name}, C={c:g}": a for (name, c), a in scores.items()}
+        self.inner_auc = best
+        self.fit_ = fit_linear(data, subsets[self.subset], self.c, self.seed)
+        logger.info(
+            "hand-crafted %s: %s features, C=%g, inner subject AUC %.3f",
+            "+".join(self.modalities),
+            self.subset,
+            self.c,
+            best,
+        )
+        return oof[chosen]
 
     def _calibrate(self, data: LabelledWindows, oof: np.ndarray) -> None:
         _, labels = session_means(data.group.astype(float), data.subject, data.session)
@@ -234,20 +257,30 @@ class HandcraftedModel:
         return self.fit_.logits(features)
 
 
+COMBINER_RIDGE = 1.0
+"""Ridge on the late-fusion weights of standardised part logits (chosen on the development
+cohorts of benchmarks/generalisation.py: 0.01 let weak parts in; 1 to 10 did equally well)."""
+
+
 def _nonnegative_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """Weights >= 0 and a bias of a lightly ridged logistic regression of ``y`` on ``x``."""
+    """Weights >= 0 and a bias of a ridged logistic regression of ``y`` on the columns of
+    ``x``, each scaled to unit standard deviation first (the weights are returned for the
+    unscaled columns)."""
     from scipy.optimize import minimize
 
     k = x.shape[1]
+    sd = x.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    z = x / sd
 
     def loss(p: np.ndarray) -> float:
-        z = x @ p[:k] + p[k]
-        return float(np.mean(np.logaddexp(0, z) - y * z) + 0.01 * np.sum(p[:k] ** 2))
+        s = z @ p[:k] + p[k]
+        return float(np.mean(np.logaddexp(0, s) - y * s) + COMBINER_RIDGE * np.sum(p[:k] ** 2))
 
     start = np.r_[np.full(k, 1.0 / k), 0.0]
     bounds = [(0.0, 10.0)] * k + [(-20.0, 20.0)]
     result = minimize(loss, start, method="L-BFGS-B", bounds=bounds)
-    return result.x[:k], float(result.x[k])
+    return result.x[:k] / sd, float(result.x[k])
 
 
 def _merge(
@@ -263,6 +296,11 @@ def _merge(
         mean[idx], scale[idx], coef[idx] = part.mean, part.scale, w * part.coef
         intercept += w * part.intercept
     return LinearFit(np.asarray(columns), mean, scale, coef, float(intercept))
+
+
+def _is_summary(name: str) -> bool:
+    """A channel-mean feature (``eeg:mean:...``, ``nirs:mean_hbo:...``, coupled fraction)."""
+    return ":mean" in name or name.endswith("coupled_fraction")
 
 
 def _session_keys(data: LabelledWindows) -> np.ndarray:

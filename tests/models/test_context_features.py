@@ -94,7 +94,8 @@ def test_handcrafted_model_separates_groups_and_calibrates_sessions():
     )
     model = HandcraftedModel(names, ("eeg", "nirs"), seed=0).fit(data)
     assert model.inner_auc is not None and model.inner_auc > 0.9
-    assert model.c in model.c_grid and model.calibration.a > 0
+    assert model.c in model.c_grid and model.subset in ("all", "summary")
+    assert model.calibration.a > 0
     logits = model.logits(data.features)
     assert logits[data.group == 1].mean() > logits[data.group == 0].mean()
     eeg_only = HandcraftedModel(names, ("eeg",), seed=0)
