@@ -98,12 +98,7 @@ def generate(name: str, generator: str, knobs: dict[str, Any], work: Path) -> Pa
     return write_literature_cohort(root, LiteratureCohortConfig(**knobs))
 
 
-VARIANTS = {
-    "default": {},
-    "gate": {"deep_branch": True, "stack": False},
-    "stack": {"deep_branch": True, "stack": True},
-    "features": {"deep_branch": False, "stack": False},
-}
+VARIANTS = {"default": None, "never": "never", "stack": "stack", "gate": "gate"}
 """Fusion recipes to compare on the development cohorts (``--variant``)."""
 
 
@@ -118,13 +113,8 @@ def evaluate(
     from models.train_config import TrainConfig
 
     cfg = replace(TrainConfig(), seed=seed, threads=2)
-    change = VARIANTS[variant]
-    if "deep_branch" in change:
-        cfg = replace(
-            cfg,
-            deep_branch=change["deep_branch"],
-            alignment=replace(cfg.alignment, stack=change["stack"]),
-        )
+    if VARIANTS[variant] is not None:
+        cfg = replace(cfg, deep_in_score=VARIANTS[variant])
     ws = load_windows(root, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=cache)
     started = time.perf_counter()
     deep = ("fusion",) if fusion_only else ("fusion", "eeg", "nirs")
@@ -189,8 +179,9 @@ def main() -> None:
         "--variant",
         choices=list(VARIANTS),
         default="default",
-        help="fusion recipe: the configured default, deep heads behind the gate, the aligned "
-        "embedding stacked onto the features, or features only",
+        help="how the deep part enters the fused score (TrainConfig.deep_in_score): the "
+        "configured default, never, the aligned embedding stacked, or deep heads behind the "
+        "validation gate",
     )
     parser.add_argument(
         "--fusion-only", action="store_true", help="train only the fused deep model"

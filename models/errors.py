@@ -12,6 +12,7 @@ into one clear message and an exit code instead of a traceback::
     │   ├── SignalValueError       samples are NaN, infinite or otherwise unusable
     │   ├── TooShortError          a recording is shorter than what is asked of it
     │   └── DatasetError           a BIDS dataset lacks what the contract requires
+    ├── TrainingFailedError        training produced a constant model
     ├── BundleError                a model bundle is missing, tampered with or does not fit
     └── OutputError                a result cannot be written where it was asked
 

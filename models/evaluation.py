@@ -47,10 +47,16 @@ HANDCRAFTED = {
     "handcrafted_nirs": ("nirs",),
 }
 ABLATIONS = {
-    "fusion, no stage 1 alignment": {"alignment": {"enabled": False}},
-    "fusion, no soft targets": {"alignment": {"soft_targets": 0.0}},
-    "fusion, no masked reconstruction": {"alignment": {"masked_reconstruction": 0.0}},
-    "fusion, no deep part (features only)": {"deep_branch": False},
+    "fusion, aligned embedding stacked onto the features": {"deep_in_score": "stack"},
+    "fusion, deep heads behind the validation gate": {"deep_in_score": "gate"},
+    "fusion, deep heads, no stage 1 alignment": {
+        "deep_in_score": "gate",
+        "alignment": {"enabled": False},
+    },
+    "fusion, deep heads, no soft targets or masked reconstruction": {
+        "deep_in_score": "gate",
+        "alignment": {"soft_targets": 0.0, "masked_reconstruction": 0.0},
+    },
 }
 MIN_SUBJECTS_PER_GROUP = 6
 """Fewer held-out subjects than this per group make an AUC too coarse to trust: warned."""

@@ -33,11 +33,6 @@ class AlignmentConfig:
         0.5, ge=0, doc="weight of the masked-signal loss (0: off)"
     )
     mask_ratio: float = setting(0.25, gt=0, lt=1)
-    stack: bool = setting(
-        False,
-        doc="fusion: feed the aligned joint embedding to the feature branch as extra features "
-        "(kept only where the inner CV says it helps) instead of training deep heads",
-    )
 
 
 @dataclass(frozen=True)
@@ -48,10 +43,13 @@ class TrainConfig:
     seed: int = setting(0, ge=0)
     train_hop_s: float = setting(5.0, gt=0, doc="hop between training windows")
     n_heads: int = setting(8, ge=1, doc="bootstrap heads: the score's uncertainty interval")
-    deep_branch: bool = setting(
-        True,
-        doc="train the deep encoders beside the hand-crafted feature branch (kept only "
-        "where they help the validation subjects)",
+    deep_in_score: Literal["never", "stack", "gate"] = setting(
+        "never",
+        doc="how the deep NeuroCLIP part enters the score: never (stage 1 aligns the encoders "
+        "for the embedding and prototype distances; the score is the feature branch), stack "
+        "(the aligned embedding joins the feature branch where the inner CV shows it helps), "
+        "gate (deep heads on top of the features, kept where they help validation subjects). "
+        "never was chosen on the development cohorts (docs/benchmarks.md)",
     )
     embed_dim: int = setting(32, ge=4)
     val_fraction: float = setting(

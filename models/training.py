@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -196,37 +196,30 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
     specs = specs_for(ws, cfg)
     columns = modality_columns(ws.feature_names, tuple(cfg.modalities))
     fit_mask = np.isin(ws.subject, fit_subjects)
-    features_fit = fit_feature_model(ws, fit_mask, cfg)
     model = build_model(specs, len(columns), n_heads=cfg.n_heads, embed_dim=cfg.embed_dim)
     model.feature_columns = columns
-    _load_feature_branch(model, features_fit)
+    model.to(device)
+    history: list[dict[str, float]] = []
+    gen = torch.Generator().manual_seed(cfg.seed)
+    st = cfg.stages
+    aligned = len(specs) == 2 and cfg.alignment.enabled and st.align_epochs > 0
+    result = (model, ws, cfg, device, specs, fit_subjects, val_subjects, history)
+    if cfg.deep_in_score in ("never", "stack"):
+        if aligned:
+            # unsupervised: every training subject's usable windows may take part
+            _align(model, ws.take(ws.usable), cfg, device, gen, history, progress)
+        if cfg.deep_in_score == "stack" and aligned:
+            return _finish(*result, _stack(model, ws, cfg, device))
+        return _finish(*result, _features_only(model, ws, cfg, device))
+
+    features_fit = fit_feature_model(ws, fit_mask, cfg)
+    _load_feature_branch(model.cpu(), features_fit)
     model.to(device)
     labeled = ws.usable & np.isin(ws.rtms, LABELED_SESSIONS)
     fit_all = ws.take(ws.usable & fit_mask)
     fit_lab = ws.take(labeled & fit_mask)
     val_lab = ws.take(labeled & np.isin(ws.subject, val_subjects))
-    history: list[dict[str, float]] = []
-    gen = torch.Generator().manual_seed(cfg.seed)
-    st = cfg.stages
-
-    if not cfg.deep_branch:
-        st = replace(st, align_epochs=0, probe_epochs=0, finetune_epochs=0)
-    stacking = len(specs) == 2 and cfg.alignment.enabled and cfg.alignment.stack
-    if stacking and st.align_epochs:
-        # unsupervised: every training subject's usable windows may take part
-        _align(model, ws.take(ws.usable), cfg, device, gen, history, progress)
-        return _finish(
-            model,
-            ws,
-            cfg,
-            device,
-            specs,
-            fit_subjects,
-            val_subjects,
-            history,
-            _stack(model, ws, cfg, device),
-        )
-    if len(specs) == 2 and cfg.alignment.enabled and st.align_epochs:
+    if aligned:
         _align(model, fit_all, cfg, device, gen, history, progress)
     boot = torch.from_numpy(rng.poisson(1.0, (len(fit_lab), cfg.n_heads)).astype(np.float32))
     stages = ((st.probe_epochs, st.lr, True), (st.finetune_epochs, st.finetune_lr, False))
@@ -248,11 +241,7 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
             frozen=frozen,
         )
 
-    validation = (
-        _gate(model, features_fit, val_lab, device, cfg)
-        if cfg.deep_branch
-        else {"gate": False, "collapsed": False, "warnings": [], "mode": "features only"}
-    )
+    validation = _gate(model, features_fit, val_lab, device, cfg)
     if validation["gate"]:
         val_logits, _ = predict(model, val_lab, device)
         mean_val = val_logits.mean(axis=1)
@@ -330,6 +319,29 @@ def _finish(
         validation,
         history,
     )
+
+
+def _features_only(
+    model: NeuroclipModel, ws: WindowSet, cfg: TrainConfig, device: torch.device
+) -> tuple[dict, float, SessionCalibration]:
+    """The score is the feature branch fitted on every training subject; the encoders (aligned
+    by stage 1 in fusion) give the embedding and the prototype distances only."""
+    fitted = fit_feature_model(ws, np.ones(len(ws), bool), cfg)
+    _load_feature_branch(model.cpu(), fitted)
+    with torch.no_grad():
+        model.gate.fill_(0.0)
+    model.to(device)
+    validation = {
+        "mode": "never",
+        "gate": False,
+        "collapsed": False,
+        "inner_auc": fitted.inner_auc,
+        "c": fitted.c,
+        "part_weights": fitted.part_weights,
+        "part_aucs": fitted.part_aucs,
+        "warnings": [],
+    }
+    return validation, fitted.window_temperature, fitted.calibration
 
 
 STACK_MARGIN = 0.02
@@ -423,13 +435,13 @@ def _gate(
         figures["val_nll_deep"] < figures["val_nll_features"] - 0.01
         and figures["val_auc_deep"] >= figures["val_auc_features"]
     )
-    gate = bool(cfg.deep_branch and helps and not collapsed)
+    gate = bool(helps and not collapsed)
     if collapsed:
         warnings.append(
             "the deep part collapsed to a constant on the validation subjects; the model is "
             "its hand-crafted feature branch alone"
         )
-    elif not helps and cfg.deep_branch:
+    elif not helps:
         warnings.append(
             "the deep part did not improve the validation subjects (loss "
             f"{figures['val_nll_deep']:.3f} vs {figures['val_nll_features']:.3f} for the "
@@ -439,7 +451,7 @@ def _gate(
         model.gate.fill_(1.0 if gate else 0.0)
     for w in warnings:
         logger.warning("%s: %s", "+".join(model.modalities), w)
-    figures.update(gate=gate, collapsed=collapsed, warnings=warnings)
+    figures.update(mode="gate", gate=gate, collapsed=collapsed, warnings=warnings)
     return figures
 
 

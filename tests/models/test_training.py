@@ -122,9 +122,9 @@ def test_features_only_training_is_the_hand_crafted_model(train_windows, quick_c
 
     from models.training import fit_feature_model, predict, select_device
 
-    cfg = replace(quick_config, deep_branch=False)
+    cfg = replace(quick_config, deep_in_score="never")
     trained = train_model(train_windows, cfg, progress=False)
-    assert trained.validation["gate"] is False
+    assert trained.validation["gate"] is False and trained.validation["mode"] == "never"
     logits, _ = predict(trained.model, train_windows, select_device("cpu"))
     reference = fit_feature_model(train_windows, np.ones(len(train_windows), bool), cfg)
     np.testing.assert_allclose(
@@ -139,7 +139,7 @@ def test_stacking_the_aligned_embedding_exports_and_records_its_decision(
 
     from models.export import write_bundle
 
-    cfg = replace(quick_config, alignment=replace(quick_config.alignment, stack=True))
+    cfg = replace(quick_config, deep_in_score="stack")
     trained = train_model(train_windows, cfg, progress=False)
     v = trained.validation
     assert v["mode"] == "stack" and v["gate"] is False and isinstance(v["stacked"], bool)
@@ -157,7 +157,7 @@ def test_a_model_that_can_only_give_a_constant_stops_with_a_clear_error(
     blank = train_windows.take(np.arange(len(train_windows)))
     blank.features = np.zeros_like(blank.features)
     with pytest.raises(TrainingFailedError, match="constant"):
-        train_model(blank, replace(quick_config, deep_branch=False), progress=False)
+        train_model(blank, replace(quick_config, deep_in_score="never"), progress=False)
 
 
 def test_the_scorer_picks_its_features_by_name(quick_bundle, train_windows):
@@ -190,3 +190,15 @@ def test_a_default_bundle_that_failed_validation_is_refused(quick_bundle, tmp_pa
     with pytest.raises(BundleError, match="failed its own validation") as info:
         load_bundle(copy)
     assert info.value.field == "validation.passed"
+
+
+def test_deep_heads_behind_the_gate_record_the_decision(train_windows, quick_config):
+    from dataclasses import replace
+
+    trained = train_model(
+        train_windows, replace(quick_config, deep_in_score="gate"), progress=False
+    )
+    v = trained.validation
+    assert v["mode"] == "gate" and isinstance(v["gate"], bool)
+    assert {"val_nll_features", "val_nll_deep", "deep_sd"} <= set(v)
+    assert float(trained.model.gate) == (1.0 if v["gate"] else 0.0)
