@@ -72,20 +72,30 @@ def estimate(
 def fit_session_calibration(
     mean_logits: np.ndarray, labels: np.ndarray, window_sd: float
 ) -> SessionCalibration:
-    """Platt scaling of session mean logits (lightly regularised: few sessions)."""
+    """Platt scaling of session mean logits, fitted on their standardised values.
+
+    Standardising first lets a strongly regularised model, whose logits spread by a few
+    hundredths, be calibrated as well as one whose logits spread by tens; a weak prior
+    (a slope of one standard deviation per unit, no offset) keeps the fit sane with a
+    handful of sessions.
+    """
     from scipy.optimize import minimize
 
     z, y = np.asarray(mean_logits, float), np.asarray(labels, float)
+    centre = float(z.mean()) if z.size else 0.0
+    spread = float(z.std()) if z.size > 1 and z.std() > 1e-12 else 1.0
+    u = (z - centre) / spread
 
     def loss(p: np.ndarray) -> float:
-        s = p[0] * z + p[1]
-        # a weak prior toward the identity keeps a, b sane with a handful of sessions
+        s = p[0] * u + p[1]
         return float(np.mean(np.logaddexp(0, s) - y * s) + 0.01 * ((p[0] - 1) ** 2 + p[1] ** 2))
 
     result = minimize(
-        loss, np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(0.0, 20.0), (-20, 20)]
+        loss, np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(0.0, 20.0), (-20.0, 20.0)]
     )
-    return SessionCalibration(float(result.x[0]), float(result.x[1]), float(window_sd))
+    a_u, b_u = float(result.x[0]), float(result.x[1])
+    # back to the raw logit: a_u * (m - centre) / spread + b_u
+    return SessionCalibration(a_u / spread, b_u - a_u * centre / spread, float(window_sd))
 
 
 def within_session_sd(logits: np.ndarray, session_keys: np.ndarray) -> float:
