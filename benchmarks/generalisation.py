@@ -84,8 +84,13 @@ COHORTS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
 def generate(name: str, generator: str, knobs: dict[str, Any], work: Path) -> Path:
     """The cohort's BIDS root in ``work``, generated unless it is there already."""
     root = work / name
-    if (root / "participants.tsv").is_file():
+    done = root / "derivatives" / ("simulation" if generator == "ours" else "literature_sim")
+    if done.is_dir():  # ground truth is written last: the cohort is complete
         return root
+    if root.exists():  # a run stopped part-way: start this cohort again
+        import shutil
+
+        shutil.rmtree(root)
     if generator == "ours":
         from models.settings import load_config
         from models.simulation.bids_writer import write_cohort
