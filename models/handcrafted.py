@@ -205,7 +205,10 @@ class HandcraftedModel:
         self.subset, self.c = chosen
         self.inner_aucs = {f"{name}, C={c:g}": a for (name, c), a in scores.items()}
         self.inner_auc = best
-        self.fit_ = fit_linear(data, subsets[self.subset], self.c, self.seed)
+        # over every column of the modality (zeros where the subset left one out), so that
+        # the model's feature branch always takes the same columns
+        fitted = fit_linear(data, subsets[self.subset], self.c, self.seed)
+        self.fit_ = _merge(columns, [fitted], np.ones(1), 0.0)
         logger.info(
             "hand-crafted %s: %s features, C=%g, inner subject AUC %.3f",
             "+".join(self.modalities),

@@ -165,3 +165,23 @@ def test_late_fusion_weighs_the_modality_that_carries_the_signal():
     assert logits[data.group == 1].mean() > logits[data.group == 0].mean()
     # the fused model is one linear model over both modalities' columns (the ONNX branch)
     assert len(model.fit_.columns) == len(names)
+
+
+def test_a_part_fitted_on_the_channel_means_still_spans_every_column_of_its_modality():
+    rng = np.random.default_rng(5)
+    rows = []
+    for s in range(12):
+        group = s % 2
+        eeg, nirs, ctx, occ = _windows(4, rng, 1.0 + 1.5 * group, 0.0)
+        rows.append((window_features(eeg, nirs, ctx, occ, 125.0), s, group))
+    names = feature_names(("A", "B", "C", "D"), tuple(f"P{i} {k}" for i in range(3) for k in "xy"))
+    data = LabelledWindows(
+        np.concatenate([f for f, _, _ in rows]),
+        np.concatenate([np.full(len(f), f"s{s}") for f, s, _ in rows]),
+        np.concatenate([np.full(len(f), "pre") for f, _, _ in rows]),
+        np.concatenate([np.full(len(f), g) for f, _, g in rows]),
+    )
+    model = HandcraftedModel(names, ("eeg",), seed=0, c_grid=(0.01,))
+    model.fit(data)
+    assert np.array_equal(model.fit_.columns, model.columns)
+    assert len(model.fit_.coef) == len(model.columns)
