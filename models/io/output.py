@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from models.errors import OutputError
+
+
+def write_tsv(path: Path, rows: list[dict[str, str]]) -> None:
+    """Write ``rows`` as a BIDS tab-separated file with a header (the first row's keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def require_new_folder(path: str | Path, what: str) -> Path:
@@ -38,3 +50,28 @@ def require_new_file(path: str | Path, what: str) -> Path:
             path=target,
         )
     return target
+
+
+def write_participant_groups(root: Path, groups: dict[str, str], levels: dict[str, str]) -> None:
+    """Add ``group`` to the ``participants.tsv`` MNE-BIDS wrote, keeping its columns.
+
+    ``groups`` maps ``sub-XX`` to ``MA`` or ``HC``; ``levels`` describes each level in
+    ``participants.json``.
+    """
+    import json
+
+    path = root / "participants.tsv"
+    written: dict[str, dict[str, str]] = {}
+    if path.is_file():  # MNE-BIDS wrote one with age/sex/hand columns as n/a
+        with path.open(encoding="utf-8", newline="") as handle:
+            written = {r["participant_id"]: r for r in csv.DictReader(handle, delimiter="\t")}
+    rows = []
+    for pid, group in groups.items():
+        row = dict(written.get(pid, {"participant_id": pid}))
+        row["group"] = group
+        rows.append(row)
+    write_tsv(path, rows)
+    sidecar = root / "participants.json"
+    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    meta["group"] = {"Description": "Diagnostic group", "Levels": levels}
+    sidecar.write_text(json.dumps(meta, indent=2))

@@ -8,7 +8,6 @@ ground truth goes to ``derivatives/literature_sim/`` only, where no reader looks
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.io.output import require_new_folder
+from models.io.output import require_new_folder, write_participant_groups, write_tsv
 from models.io.snirf_writer import write_snirf
 from models.literature_sim.config import LiteratureCohortConfig
 from models.literature_sim.design import Marker, cue_timeline
@@ -98,7 +97,7 @@ def _write(root: Path, cfg: LiteratureCohortConfig, progress: Callable[[str], No
             rtms = "none" if session == "base" else session
             rows.append({"session_id": f"ses-{session}", "craving": f"{craving:.1f}", "rtms": rtms})
             truth.append(_truth_row(subject, state, craving, markers))
-        _write_tsv(root / f"sub-{subject.label}" / f"sub-{subject.label}_sessions.tsv", rows)
+        write_tsv(root / f"sub-{subject.label}" / f"sub-{subject.label}_sessions.tsv", rows)
     _write_participants(root, subjects)
     _write_derivatives(root, subjects, truth, pairs, cfg)
     logger.info(
@@ -197,40 +196,16 @@ def _write_session(
         mne_bids.write_raw_bids(raw_nirs, nirs_path, overwrite=False, verbose="error")
 
 
-def _write_tsv(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _write_participants(root: Path, subjects: list[SubjectTraits]) -> None:
     """Add ``group`` to the participants.tsv MNE-BIDS wrote (keeping its columns)."""
-    path = root / "participants.tsv"
-    written: dict[str, dict[str, str]] = {}
-    if path.is_file():
-        with path.open(encoding="utf-8", newline="") as handle:
-            written = {r["participant_id"]: r for r in csv.DictReader(handle, delimiter="\t")}
-    rows = []
-    for s in subjects:
-        pid = f"sub-{s.label}"
-        row = dict(written.get(pid, {"participant_id": pid}))
-        row["group"] = s.group
-        rows.append(row)
-    _write_tsv(path, rows)
-    sidecar = root / "participants.json"
-    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-    meta["group"] = {
-        "Description": "Diagnostic group",
-        "Levels": {
+    write_participant_groups(
+        root,
+        {f"sub-{s.label}": s.group for s in subjects},
+        {
             "MA": "methamphetamine dependence (synthetic, literature-based generator)",
             "HC": "healthy control (synthetic, literature-based generator)",
         },
-    }
-    sidecar.write_text(json.dumps(meta, indent=2))
+    )
 
 
 def _write_derivatives(
@@ -242,7 +217,7 @@ def _write_derivatives(
 ) -> None:
     folder = root / "derivatives" / DERIVATIVE
     folder.mkdir(parents=True, exist_ok=True)
-    _write_tsv(folder / "ground_truth.tsv", truth)
+    write_tsv(folder / "ground_truth.tsv", truth)
 
     def clean(value: object) -> object:
         return None if isinstance(value, float) and np.isnan(value) else value

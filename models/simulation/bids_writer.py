@@ -10,7 +10,6 @@ read it by accident.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.io.output import require_new_folder
+from models.io.output import require_new_folder, write_participant_groups, write_tsv
 from models.simulation.config import SimulationConfig
 from models.simulation.montage import (
     EEG_CHANNELS,
@@ -85,7 +84,7 @@ def write_cohort(
                     "craving": f"{craving:.1f}",
                 }
             )
-        _write_tsv(
+        write_tsv(
             root / f"sub-{subject.subject}" / f"sub-{subject.subject}_sessions.tsv", session_rows
         )
     _write_participants(root, subjects)
@@ -166,38 +165,12 @@ def _measurement_date(session: str):
     return datetime(2025, 1, day, 9, 0, 0, tzinfo=UTC)
 
 
-def _write_tsv(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _write_participants(root: Path, subjects: list[SubjectParams]) -> None:
-    path = root / "participants.tsv"
-    existing = {}
-    if path.is_file():  # MNE-BIDS wrote one with age/sex/hand columns as n/a
-        with path.open(encoding="utf-8", newline="") as handle:
-            existing = {r["participant_id"]: r for r in csv.DictReader(handle, delimiter="\t")}
-    rows = []
-    for s in subjects:
-        row = dict(existing.get(f"sub-{s.subject}", {"participant_id": f"sub-{s.subject}"}))
-        row["group"] = s.group
-        rows.append(row)
-    _write_tsv(path, rows)
-    sidecar = root / "participants.json"
-    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-    meta["group"] = {
-        "Description": "Diagnostic group",
-        "Levels": {
-            "MA": "methamphetamine dependence (simulated)",
-            "HC": "healthy control (simulated)",
-        },
-    }
-    sidecar.write_text(json.dumps(meta, indent=2))
+    write_participant_groups(
+        root,
+        {f"sub-{s.subject}": s.group for s in subjects},
+        {"MA": "methamphetamine dependence (simulated)", "HC": "healthy control (simulated)"},
+    )
 
 
 def _write_ground_truth(
@@ -207,7 +180,7 @@ def _write_ground_truth(
 
     folder = root / "derivatives" / "simulation"
     folder.mkdir(parents=True, exist_ok=True)
-    _write_tsv(folder / "ground_truth.tsv", rows)
+    write_tsv(folder / "ground_truth.tsv", rows)
     (folder / "subjects.json").write_text(json.dumps([asdict(s) for s in subjects], indent=1))
     (folder / "simulation_config.json").write_text(json.dumps(as_dict(cfg), indent=1))
     (folder / "dataset_description.json").write_text(

@@ -85,13 +85,7 @@ def test_handcrafted_model_separates_groups_and_calibrates_sessions():
         group = s % 2
         eeg, nirs, ctx, occ = _windows(6, rng, 1.0 + 1.5 * group, 0.5 * group)
         rows.append((window_features(eeg, nirs, ctx, occ, 125.0), s, group))
-    names = feature_names(("A", "B", "C", "D"), tuple(f"P{i} {k}" for i in range(3) for k in "xy"))
-    data = LabelledWindows(
-        np.concatenate([f for f, _, _ in rows]),
-        np.concatenate([np.full(len(f), f"s{s}") for f, s, _ in rows]),
-        np.concatenate([np.full(len(f), "pre") for f, _, _ in rows]),
-        np.concatenate([np.full(len(f), g) for f, _, g in rows]),
-    )
+    names, data = _labelled(rows)
     model = HandcraftedModel(names, ("eeg", "nirs"), seed=0).fit(data)
     assert model.inner_auc is not None and model.inner_auc > 0.9
     assert model.c in model.c_grid and model.subset in ("all", "summary")
@@ -150,13 +144,7 @@ def test_late_fusion_weighs_the_modality_that_carries_the_signal():
         eeg, nirs, ctx, occ = _windows(6, rng, 1.0, 0.6 * group)  # EEG: no group effect
         eeg = eeg * rng.lognormal(0, 0.3)
         rows.append((window_features(eeg, nirs, ctx, occ, 125.0), s, group))
-    names = feature_names(("A", "B", "C", "D"), tuple(f"P{i} {k}" for i in range(3) for k in "xy"))
-    data = LabelledWindows(
-        np.concatenate([f for f, _, _ in rows]),
-        np.concatenate([np.full(len(f), f"s{s}") for f, s, _ in rows]),
-        np.concatenate([np.full(len(f), "pre") for f, _, _ in rows]),
-        np.concatenate([np.full(len(f), g) for f, _, g in rows]),
-    )
+    names, data = _labelled(rows)
     model = HandcraftedModel(names, ("eeg", "nirs"), seed=0).fit(data)
     assert set(model.part_weights) == {"eeg", "nirs"}
     assert model.part_weights["nirs"] > model.part_weights["eeg"]
@@ -174,6 +162,15 @@ def test_a_part_fitted_on_the_channel_means_still_spans_every_column_of_its_moda
         group = s % 2
         eeg, nirs, ctx, occ = _windows(4, rng, 1.0 + 1.5 * group, 0.0)
         rows.append((window_features(eeg, nirs, ctx, occ, 125.0), s, group))
+    names, data = _labelled(rows)
+    model = HandcraftedModel(names, ("eeg",), seed=0, c_grid=(0.01,))
+    model.fit(data)
+    assert np.array_equal(model.fit_.columns, model.columns)
+    assert len(model.fit_.coef) == len(model.columns)
+
+
+def _labelled(rows: list) -> tuple[list[str], LabelledWindows]:
+    """Feature names and labelled windows of ``(features, subject, group)`` rows."""
     names = feature_names(("A", "B", "C", "D"), tuple(f"P{i} {k}" for i in range(3) for k in "xy"))
     data = LabelledWindows(
         np.concatenate([f for f, _, _ in rows]),
@@ -181,7 +178,4 @@ def test_a_part_fitted_on_the_channel_means_still_spans_every_column_of_its_moda
         np.concatenate([np.full(len(f), "pre") for f, _, _ in rows]),
         np.concatenate([np.full(len(f), g) for f, _, g in rows]),
     )
-    model = HandcraftedModel(names, ("eeg",), seed=0, c_grid=(0.01,))
-    model.fit(data)
-    assert np.array_equal(model.fit_.columns, model.columns)
-    assert len(model.fit_.coef) == len(model.columns)
+    return names, data
