@@ -86,7 +86,11 @@ def dataset_fingerprint(root: Path, params: SignalParams) -> str:
             digest.update(path.read_bytes())
         else:
             digest.update(str(path.stat().st_size).encode())
-    digest.update(json.dumps(as_dict(params), sort_keys=True).encode())
+    # the cue length is left out: 0 means "learnt from this data", so a bundle that stores the
+    # learnt value and its training run name the same windows (the cache name carries it)
+    stored = as_dict(params)
+    stored["windows"].pop("cue_s", None)
+    digest.update(json.dumps(stored, sort_keys=True).encode())
     digest.update(f"features/{FEATURES_VERSION}".encode())
     return digest.hexdigest()
 
@@ -106,7 +110,8 @@ def load_windows(
     fingerprint = dataset_fingerprint(root, params)
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"windows-{fingerprint[:16]}-hop{hop_s:g}.npz"
+        cue = params.windows.cue_s
+        cache = Path(cache_dir) / f"windows-{fingerprint[:16]}-hop{hop_s:g}-cue{cue:g}.npz"
         if cache.is_file():
             logger.info("windows from cache %s", cache)
             return _from_npz(cache, fingerprint)

@@ -148,7 +148,12 @@ def test_live_side_runs_without_torch(quick_bundle, train_windows, tmp_path):
     for name in ("eeg", "nirs", "context", "features"):
         np.save(tmp_path / f"{name}.npy", getattr(train_windows, name)[:2])
     code = (
-        "import sys; sys.modules['torch'] = None\n"
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError(name + ' is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
         "import numpy as np\n"
         "from models.bundle import BundleScorer, load_bundle\n"
         f"scorer = BundleScorer(load_bundle({str(out)!r}))\n"
