@@ -121,6 +121,8 @@ class Monitor:
         self.smoother = Smoother(cfg.windows.smoothing_windows)
         self._windows: asyncio.Queue[tuple[LiveWindow, dict[str, float]] | None] = asyncio.Queue()
         self._pair_names: list[str] = []
+        self._feature_names: list[str] = []
+        """Names of a window's feature columns, set with the fNIRS pairs (not per window)."""
         self._publish_ms: float | None = None
         self._fatal: BaseException | None = None
         self._started = time.time()
@@ -219,6 +221,7 @@ class Monitor:
         pairs = check_stream(self.bundle, role, description)
         if pairs is not None:
             self._pair_names = pairs
+            self._feature_names = window_feature_names(self.eeg_channels, pairs)
 
     async def _finish(self) -> None:
         if self.mqtt is not None:
@@ -330,7 +333,7 @@ class Monitor:
             scores = None
             if window.usable:
                 scores, stages["inference"] = await self.engine.score(
-                    window.window, window_feature_names(self.eeg_channels, self._pair_names)
+                    window.window, self._feature_names
                 )
                 self.smoother.add(float(scores.probability[0]))
             stages["publish"] = self._publish_ms
