@@ -5,7 +5,8 @@ One process runs an EEG outlet (33 float32 channels at 500 Hz, a chunk of 5 samp
 it at the same time:
 
 - ``ours``: :class:`streamer.lsl_reader.LslReader` (a thread pulling with ``min_samples=1``)
-  handing chunks to an asyncio loop that writes them into a :class:`streamer.ring.RingBuffer`;
+  handing chunks to an asyncio loop that writes them into a
+  :class:`models.pipeline.ring.RingBuffer`;
 - ``mne``: ``mne_lsl.stream.StreamLSL(bufsize=10).connect()`` with its default 1 ms
   acquisition delay.
 
@@ -70,11 +71,12 @@ def _cpu() -> float:
 def run_ours(name: str, seconds: float, warmup: float) -> dict:
     import pylsl
 
+    from models.pipeline.ring import RingBuffer
+    from models.pipeline.streams import Chunk
     from neuroclip.monitoring import _SWITCH_INTERVAL_S
     from streamer.config import StreamMatch
     from streamer.health import StreamHealth
-    from streamer.lsl_reader import Chunk, LslReader
-    from streamer.ring import RingBuffer
+    from streamer.lsl_reader import LslReader
 
     sys.setswitchinterval(_SWITCH_INTERVAL_S)  # as `neuroclip monitor` sets it
     ring = RingBuffer(int(10 * RATE), CHANNELS - 1)

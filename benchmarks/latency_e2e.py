@@ -7,9 +7,11 @@ chunk was pushed; one ``neuroclip monitor`` process per session with the default
 and one independent subscriber process that stamps every score's arrival on the LSL clock.
 
 For each score, the latency is its arrival time minus the push time of the chunk that held
-the window's last sample (the later of EEG and fNIRS). The monitor's own per-stage figures
-(``latency_ms`` in each message) are summarised beside it, and each monitor's CPU use is
-read from /proc at the end.
+the window's last sample (the later of EEG and fNIRS), and its *age* is its arrival time
+minus the window's end (the timestamp of its last fNIRS sample): how old the newest data
+behind a score is when a subscriber gets it, pushing granularity included. The monitor's
+own per-stage figures (``latency_ms`` in each message) are summarised beside it, and each
+monitor's CPU use is read from /proc at the end.
 
 Run: ``.venv/bin/python benchmarks/latency_e2e.py --sessions 1 --seconds 180`` and
 ``--sessions 8 --seconds 120`` (needs Mosquitto and the bench extra; uses
@@ -247,12 +249,15 @@ def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
     starts = json.loads((work / "t_start.json").read_text())["t_start"]
     pushes = np.load(work / "pushes.npz")
     rows = json.loads((work / "arrivals.json").read_text())
-    latencies, stages = [], {}
+    latencies, ages, stages = [], [], {}
     for row in rows:
         s = int(row["session"][1:])
         push = 0.0
+        # a window ends at its last fNIRS sample (models/pipeline/grid.py) and takes the EEG
+        # up to the same instant
+        ages.append(1000 * (row["arrival"] - row["end"]))
         for m, rate in (("eeg", 500.0), ("nirs", 10.0)):
-            last = round((row["end"] - starts[s]) * rate) - 1
+            last = round((row["end"] - starts[s]) * rate)
             log = pushes[f"{m}_{s}"]
             k = int(np.searchsorted(log[:, 0], last))
             push = max(push, log[min(k, len(log) - 1), 1])
@@ -268,6 +273,8 @@ def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
         "e2e_p50_ms": round(float(np.percentile(lat, 50)), 2),
         "e2e_p99_ms": round(float(np.percentile(lat, 99)), 2),
         "e2e_max_ms": round(float(lat.max()), 2),
+        "age_p50_ms": round(float(np.percentile(ages, 50)), 2),
+        "age_p99_ms": round(float(np.percentile(ages, 99)), 2),
         "stage_p50_ms": {k: round(float(np.percentile(v, 50)), 2) for k, v in stages.items()},
         "stage_p99_ms": {k: round(float(np.percentile(v, 99)), 2) for k, v in stages.items()},
         "monitor_cpu_percent": [round(100 * c, 1) for c in cpu],

@@ -14,11 +14,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.errors import BundleError
+
+if TYPE_CHECKING:
+    from models.windows import SignalParams
 
 FORMAT = "neuroclip.bundle/2"
 """Version 2: the model also takes the cue regressors (``context``) and the hand-crafted
@@ -76,6 +79,28 @@ class Bundle:
     def sha256(self) -> str:
         """sha256 of ``model.onnx`` as verified on load."""
         return str(self.meta["model_sha256"])
+
+    @property
+    def signal_params(self) -> SignalParams:
+        """The preprocessing and window parameters, parsed from the metadata once."""
+        cached = self.__dict__.get("_signal_params")
+        if cached is None:
+            from models.settings import from_mapping
+            from models.windows import SignalParams
+
+            cached = from_mapping(
+                SignalParams,
+                self.meta["preprocessing"],
+                name="bundle",
+                source=str(self.path / "bundle.json"),
+            )
+            object.__setattr__(self, "_signal_params", cached)
+        return cached
+
+    @property
+    def eeg_channels(self) -> tuple[str, ...]:
+        """The model's EEG channels, in input order."""
+        return tuple(self.meta["inputs"]["eeg"]["channels"])
 
     def check_streams(
         self,

@@ -32,9 +32,19 @@ _CLOSERS = ("rest", "rtms/train_start")
 
 
 def _hrf_integral(t: np.ndarray) -> np.ndarray:
-    """Integral from 0 to ``t`` of the canonical HRF, scaled so that its total is 1."""
-    t = np.maximum(t, 0.0)
-    return (stats.gamma.cdf(t, 6.0) - stats.gamma.cdf(t, 16.0) / 6.0) / (1.0 - 1.0 / 6.0)
+    """Integral from 0 to ``t`` of the canonical HRF truncated at ``HRF_SPAN_S``, scaled so
+    that its total is 1.
+
+    The truncation makes a span that ended ``HRF_SPAN_S`` or more before a time contribute
+    exactly nothing there, so skipping old spans (as :func:`cue_regressors` does) changes no
+    number, and a window edge that lands on that cutoff cannot flip with float rounding.
+    """
+    t = np.clip(t, 0.0, HRF_SPAN_S)
+    return _canonical_cdf(t) / _canonical_cdf(np.asarray(HRF_SPAN_S))
+
+
+def _canonical_cdf(t: np.ndarray) -> np.ndarray:
+    return stats.gamma.cdf(t, 6.0) - stats.gamma.cdf(t, 16.0) / 6.0
 
 
 class CueLog:

@@ -1,9 +1,10 @@
 """The windows of a whole BIDS dataset, with labels, for training and evaluation.
 
-Every session is preprocessed once by :func:`models.windows.session_windows`; the result can
-be cached as ``.npz`` so that evaluation folds and ablations do not redo it. A fingerprint
-(sha256 over the data files' sizes and names plus the signal parameters) names the cache
-and goes into every bundle and report.
+Every session is preprocessed once by
+:func:`models.pipeline.recording.session_windows`; the result can be cached as ``.npz``
+so that evaluation folds and ablations do not redo it. A fingerprint (sha256 over the data
+files' sizes and names plus the signal parameters) names the cache and goes into every
+bundle and report.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from models.context import MAX_CUE_S, typical_cue_s
 from models.errors import ChannelError, DatasetError
 from models.features import FEATURES_VERSION, feature_names
 from models.io import BidsDataset
+from models.pipeline.grid import GRID_VERSION
+from models.pipeline.recording import session_windows
 from models.settings import as_dict
-from models.windows import SignalParams, nirs_out_names, session_windows
+from models.windows import SignalParams, nirs_out_names
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,7 @@ def dataset_fingerprint(root: Path, params: SignalParams) -> str:
     stored["windows"].pop("cue_s", None)
     digest.update(json.dumps(stored, sort_keys=True).encode())
     digest.update(f"features/{FEATURES_VERSION}".encode())
+    digest.update(f"grid/{GRID_VERSION}".encode())
     return digest.hexdigest()
 
 

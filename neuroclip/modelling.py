@@ -175,15 +175,8 @@ def _json_default(value: Any) -> Any:
 
 def _bundle_windows(bundle, data: Path, cache: Path | None, require_both_groups: bool):
     from models.dataset import load_windows
-    from models.settings import from_mapping
-    from models.windows import SignalParams
 
-    params = from_mapping(
-        SignalParams,
-        bundle.meta["preprocessing"],
-        name="bundle",
-        source=str(bundle.path / "bundle.json"),
-    )
+    params = bundle.signal_params
     hop = float(bundle.meta["training"]["config"].get("train_hop_s", params.windows.hop_s))
     ws = load_windows(
         data, params, hop_s=hop, cache_dir=cache, require_both_groups=require_both_groups

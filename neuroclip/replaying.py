@@ -31,7 +31,7 @@ def run_replay(args: argparse.Namespace) -> int:
 def _check_model(recording, model) -> None:
     """Refuse, before any outlet opens, a recording the model (and so the monitor) cannot use."""
     from models.bundle import DEFAULT_BUNDLE, load_bundle
-    from streamer.compat import check_stream
+    from models.pipeline.compat import check_stream
     from streamer.offline import describe_block
     from streamer.replay import require_signals
 

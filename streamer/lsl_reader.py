@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import NeuroclipError
-from models.io.stream_desc import StreamLayout, channels_from_xml, stream_layout
+from models.io.stream_desc import channels_from_xml, stream_layout
+from models.pipeline.streams import Chunk, StreamDescription
 from streamer.config import StreamMatch
 from streamer.errors import StreamNotFoundError
 from streamer.health import StreamHealth
@@ -29,22 +31,9 @@ from streamer.health import StreamHealth
 logger = logging.getLogger(__name__)
 
 _PULL_TIMEOUT_S = 0.05
+_MARKER_PULL_TIMEOUT_S = 0.005
+"""Markers are pulled often: a window waits for the marker stream to be read past its end."""
 _RESOLVE_STEP_S = 0.5
-
-
-@dataclass(frozen=True)
-class StreamDescription:
-    """What a connected stream offers: identity, rate and channel layout."""
-
-    name: str
-    type: str
-    source_id: str
-    hostname: str
-    nominal_rate: float
-    channel_count: int
-    string: bool
-    layout: StreamLayout | None
-    """``None`` for string (marker) streams."""
 
 
 @dataclass(frozen=True)
@@ -66,24 +55,16 @@ class StreamLost:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """Samples pulled at once from one inlet, stamped on the local LSL clock."""
+class MarkersRead:
+    """The marker inlet was read at local LSL time ``received``: every marker pushed before
+    then has been delivered (the window pipeline waits for this before cutting a window
+    whose span a late marker could still change)."""
 
     role: str
-    segment: int
-    data: np.ndarray | list[str]
-    """``(n, n_data_channels)`` float64 in the signal contract's units, or marker strings."""
-    stamps: np.ndarray
-    """``(n,)`` LSL timestamps, corrected to this machine's clock."""
     received: float
-    """Local LSL clock when the chunk was pulled."""
-    gap_before: int = 0
-    """Samples missing between the previous chunk and this one (from the counter)."""
-    duplicates: int = 0
-    """Samples dropped from this chunk because the counter had already seen them."""
 
 
-ReaderEvent = SegmentStart | StreamLost | Chunk
+ReaderEvent = SegmentStart | StreamLost | Chunk | MarkersRead
 
 
 class LslReader:
@@ -213,7 +194,7 @@ class LslReader:
             try:
                 if buffer is None:
                     samples, stamps = inlet.pull_chunk(
-                        timeout=_PULL_TIMEOUT_S, max_samples=capacity, min_samples=1
+                        timeout=_MARKER_PULL_TIMEOUT_S, max_samples=capacity, min_samples=1
                     )
                 else:
                     samples, stamps = inlet.pull_chunk(
@@ -231,12 +212,15 @@ class LslReader:
             received = pylsl.local_clock()
             n = len(stamps)
             if n == 0:
+                if buffer is None:
+                    self._emit(MarkersRead(self.role, received))
                 continue
             stamps = np.asarray(stamps, float) + offset
             if buffer is None:
                 labels = [_decode(row[0]) for row in samples]
                 self.health.on_samples(n, float(stamps[-1]), received, 0, 0)
                 self._emit(Chunk(self.role, segment, labels, stamps, received))
+                self._emit(MarkersRead(self.role, received))
                 continue
             block = buffer[:n]
             gap = duplicates = 0
@@ -257,6 +241,11 @@ class LslReader:
     def _measure_offset(self, inlet, previous: float = 0.0) -> float:
         from pylsl.util import LostError, TimeoutError
 
+        if self.description is not None and self.description.hostname == socket.gethostname():
+            # the outlet runs on this machine, on this clock: a measured offset is only the
+            # measurement's noise (microseconds), which would move samples across edges
+            self.health.on_clock_offset(0.0)
+            return 0.0
         try:
             offset = float(inlet.time_correction(timeout=2.0))
         except (TimeoutError, LostError) as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.bundle import Scores
-from streamer.scheduler import LiveWindow
+from models.pipeline.pipeline import GatedWindow
 from streamer.schema import (
     EVENT_FORMAT,
     QUALITY_FORMAT,
@@ -41,7 +41,7 @@ def dumps(message: dict) -> str:
 
 
 def _quality(
-    window: LiveWindow, eeg_channels: tuple[str, ...], pair_names: list[str], sci_threshold: float
+    window: GatedWindow, eeg_channels: tuple[str, ...], pair_names: list[str], sci_threshold: float
 ) -> dict:
     w = window.window
     if w is None:
@@ -65,7 +65,7 @@ def _quality(
 
 def score_message(
     ident: Identity,
-    window: LiveWindow,
+    window: GatedWindow,
     scores: Scores | None,
     smoothed: float | None,
     stages_ms: dict[str, float | None],
@@ -100,7 +100,7 @@ def score_message(
 
 
 def quality_message(
-    ident: Identity, window: LiveWindow, eeg_channels: tuple[str, ...], pair_names: list[str]
+    ident: Identity, window: GatedWindow, eeg_channels: tuple[str, ...], pair_names: list[str]
 ) -> dict:
     """Per-channel detail of one window: EEG flags by channel, SCI by fNIRS pair."""
     w = window.window

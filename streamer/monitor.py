@@ -1,7 +1,8 @@
-"""The live monitor: readers -> buffers -> scheduler -> ONNX encoder -> log, LSL and MQTT.
+"""The live monitor: readers -> window pipeline -> ONNX encoder -> log, LSL and MQTT.
 
 One asyncio loop. Reader threads hand chunks to the loop, where :meth:`Monitor._on_event`
-preprocesses them into the buffers and asks the scheduler for due windows; one scorer task
+feeds them to the :class:`~models.pipeline.pipeline.WindowPipeline` (the object offline
+scoring and training use) and asks it for the windows that are ready; one scorer task
 takes windows in order, runs inference in the engine's executor and publishes. A ticker
 emits overdue windows while a stream is silent, and a status task reports health. Every
 resource is an async context manager entered in one exit stack, and every loop runs in one
@@ -20,24 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.bundle import Bundle
-from models.context import MAX_CUE_S
 from models.errors import NeuroclipError
 from models.features import window_feature_names
-from models.settings import from_mapping
-from models.windows import SignalParams
-from streamer.compat import check_stream
+from models.pipeline.buffer import ClockJump
+from models.pipeline.compat import check_stream
+from models.pipeline.pipeline import GatedWindow, WindowPipeline
+from models.pipeline.streams import Chunk, StreamDescription
 from streamer.config import MonitorConfig
 from streamer.errors import StreamNotFoundError
 from streamer.health import LatencyStats, StreamHealth
 from streamer.inference import InferenceEngine
-from streamer.lsl_reader import (
-    Chunk,
-    LslReader,
-    ReaderEvent,
-    SegmentStart,
-    StreamDescription,
-    StreamLost,
-)
+from streamer.lsl_reader import LslReader, MarkersRead, ReaderEvent, SegmentStart, StreamLost
 from streamer.messages import (
     Identity,
     SessionSummary,
@@ -50,10 +44,7 @@ from streamer.messages import (
 from streamer.outputs.lsl_outlet import ScoreOutlet
 from streamer.outputs.mqtt import MqttPublisher
 from streamer.outputs.session_log import SessionLog, log_path
-from streamer.phase import PhaseTracker
-from streamer.scheduler import LiveWindow, WindowScheduler
 from streamer.schema import STATUS_FORMAT
-from streamer.stream_buffer import ClockJump, ModalityBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -93,33 +84,22 @@ class Monitor:
         self.cfg = cfg
         self.bundle = bundle
         self.clock = clock
-        self.params: SignalParams = from_mapping(
-            SignalParams, bundle.meta["preprocessing"], name="bundle", source=str(bundle.path)
-        )
-        self.eeg_channels = tuple(bundle.meta["inputs"]["eeg"]["channels"])
+        self.params = bundle.signal_params
+        self.eeg_channels = bundle.eeg_channels
         self.ident = Identity(cfg.site, cfg.session, bundle.meta["name"], bundle.sha256)
         self.health = {r: StreamHealth(r) for r in ("eeg", "nirs", "markers")}
         self.latency = LatencyStats()
-        self.phases = PhaseTracker(
-            self.params.windows.rtms_guard_s, cue_s=self.params.windows.cue_s or MAX_CUE_S
-        )
-        keep = self.params.windows.window_s + cfg.windows.max_wait_s + 20.0
-        self.buffers = {
-            "eeg": ModalityBuffer("eeg", self.params, self.eeg_channels, keep, self._clock_jump),
-            "nirs": ModalityBuffer("nirs", self.params, (), keep, self._clock_jump),
-        }
-        self.scheduler = WindowScheduler(
+        self.pipeline = WindowPipeline(
             self.params,
-            self.buffers["eeg"],
-            self.buffers["nirs"],
-            self.phases,
+            self.eeg_channels,
             hop_s=cfg.windows.hop_s,
             warmup_s=cfg.windows.warmup_s,
             max_wait_s=cfg.windows.max_wait_s,
+            on_jump=self._clock_jump,
         )
         self.summary = SessionSummary()
         self.smoother = Smoother(cfg.windows.smoothing_windows)
-        self._windows: asyncio.Queue[tuple[LiveWindow, dict[str, float]] | None] = asyncio.Queue()
+        self._windows: asyncio.Queue[tuple[GatedWindow, dict[str, float]] | None] = asyncio.Queue()
         self._pair_names: list[str] = []
         self._feature_names: list[str] = []
         """Names of a window's feature columns, set with the fNIRS pairs (not per window)."""
@@ -251,34 +231,35 @@ class Monitor:
 
     def _handle(self, event: ReaderEvent) -> None:
         role = event.role
+        if isinstance(event, MarkersRead):
+            self.pipeline.markers_seen(event.received)
+            self._poll()
+            return
         if isinstance(event, SegmentStart):
-            if role == "markers":
-                self.phases.connected = True
-            else:
+            if role != "markers":
                 self._check_stream(role, event.description)
-                self.buffers[role].start_segment(event.segment, event.description)
+            self.pipeline.start(role, event.segment, event.description)
             if event.segment > 1:
                 self._event("stream/found", self.clock(), role=role, stream=event.description.name)
             return
         if isinstance(event, StreamLost):
-            if role == "markers":
-                self.phases.connected = False
-            else:
-                self.buffers[role].mark_lost()
+            self.pipeline.lost(role)
             self._event("stream/lost", self.clock(), role=role, reason=event.reason)
+            self._poll()  # windows whose data all arrived are scored now
             return
         assert isinstance(event, Chunk)
         if role == "markers":
+            self.pipeline.feed(event)
             for label, t in zip(event.data, event.stamps, strict=True):
-                self.phases.add(label, float(t))
-                self._event(label, float(t), phase=self.phases.info(t, t).phase)
+                self._event(label, float(t), phase=self.pipeline.phases.info(t, t).phase)
+            self.pipeline.markers_seen(event.received)
             return
-        buffer = self.buffers[role]
+        buffer = self.pipeline.buffers[role]
         if buffer.segment is None or buffer.segment.number != event.segment:
             return
         received_at = self.clock()
         started = time.perf_counter()
-        buffer.add(event)
+        self.pipeline.feed(event)
         # the newest sample on the corrected clock, the one windows are cut on
         last_sample = float(event.stamps[-1]) + buffer.clock_correction_s
         self._poll(last_sample, 1000 * (received_at - last_sample), started)
@@ -291,7 +272,7 @@ class Monitor:
         ``last_sample`` is the timestamp of the newest sample of the chunk that completed the
         windows (``None`` when the timer releases them).
         """
-        for window in self.scheduler.poll(self.clock()):
+        for window in self.pipeline.ready(self.clock()):
             stages: dict[str, float] = {}
             if last_sample is not None:
                 stages["ingest"] = ingest_ms
@@ -344,7 +325,7 @@ class Monitor:
             self._in_flight = asyncio.ensure_future(self._publish(window, scores, stages))
             await asyncio.shield(self._in_flight)
 
-    async def _publish(self, window: LiveWindow, scores, stages: dict) -> None:
+    async def _publish(self, window: GatedWindow, scores, stages: dict) -> None:
         started = time.perf_counter()
         wp = self.params.windows
         message = score_message(
@@ -421,8 +402,8 @@ class Monitor:
             "windows": {
                 "emitted": self.windows_emitted,
                 "usable": self.summary.usable,
-                "hop_s": self.scheduler.hop_s,
-                "window_s": self.scheduler.window_s,
+                "hop_s": self.pipeline.hop_s,
+                "window_s": self.pipeline.window_s,
             },
             "phase": self._phase_now(now),
             "streams": streams,
@@ -435,8 +416,8 @@ class Monitor:
         """The phase at the streams' clock (a replay faster than real time runs ahead)."""
         if now is None:
             return None
-        t = self.scheduler.stream_time(now)
-        return self.phases.info(t, t).phase
+        t = self.pipeline.stream_time(now)
+        return self.pipeline.phases.info(t, t).phase
 
     @staticmethod
     def _status_line(status: dict) -> str:

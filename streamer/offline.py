@@ -1,53 +1,30 @@
 """Offline scoring: a recording through the monitor's own path, as fast as the machine allows.
 
-The recording is cut into chunks in time order and fed to the same objects the monitor runs
-(:class:`~streamer.stream_buffer.ModalityBuffer` with the bundle's chains, the
-:class:`~streamer.scheduler.WindowScheduler` and its gate, the
-:class:`~streamer.phase.PhaseTracker`), the usable windows are scored by the same ONNX
-model in batches, and every window becomes the same ``neuroclip.score/1`` record the
-monitor writes (latencies are ``null``: nothing was live). So a session scored here and the
-same session replayed through LSL into the monitor give the same scores.
+The recording is cut into chunks in time order and fed to the
+:class:`~models.pipeline.pipeline.WindowPipeline` the monitor runs (the same buffers, chains,
+grid, gate and phase tracker); the usable windows are scored by the same ONNX model in
+batches, and every window becomes the same ``neuroclip.score/1`` record the monitor writes
+(latencies are ``null``: nothing was live). So a session scored here and the same session
+replayed through LSL into the monitor give the same windows and scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
 from models.bundle import Bundle, BundleScorer, Scores
-from models.context import MAX_CUE_S
 from models.errors import ChannelError, TooShortError
 from models.features import window_feature_names
 from models.io.sessions import contents
-from models.io.stream_desc import StreamLayout
-from models.settings import from_mapping
+from models.pipeline.compat import check_stream
+from models.pipeline.pipeline import GatedWindow, WindowPipeline
+from models.pipeline.recording import describe_block, recording_windows
 from models.signals import Recording, SignalBlock
-from models.windows import SignalParams
-from streamer.compat import check_stream
-from streamer.lsl_reader import Chunk, StreamDescription
 from streamer.messages import Identity, Smoother, score_message
-from streamer.phase import PhaseTracker
-from streamer.scheduler import LiveWindow, WindowScheduler
-from streamer.stream_buffer import ModalityBuffer
 
-_CHUNK_S = 10.0
+__all__ = ["OfflineScorer", "WindowOptions", "describe_block"]
+
 _BATCH = 64
-
-
-def describe_block(block: SignalBlock, role: str) -> StreamDescription:
-    """The stream description a live reader would give for ``block`` (no counter column)."""
-    n = len(block.ch_names)
-    layout = StreamLayout(
-        labels=tuple(block.ch_names),
-        units=tuple(block.units),
-        data_columns=tuple(range(n)),
-        counter_column=None,
-        scales=np.ones(n),
-        nirs=block.nirs,
-    )
-    return StreamDescription(block.name, role.upper(), "", "", block.sfreq, n, False, layout)
 
 
 @dataclass(frozen=True)
@@ -78,13 +55,11 @@ class OfflineScorer:
     ):
         self.bundle = bundle
         self.options = options
-        self.params: SignalParams = from_mapping(
-            SignalParams, bundle.meta["preprocessing"], name="bundle", source=str(bundle.path)
-        )
-        self.eeg_channels = tuple(bundle.meta["inputs"]["eeg"]["channels"])
+        self.params = bundle.signal_params
+        self.eeg_channels = bundle.eeg_channels
         self.scorer = BundleScorer(bundle, providers=providers, threads=threads)
 
-    def windows(self, recording: Recording) -> tuple[list[LiveWindow], list[str]]:
+    def windows(self, recording: Recording) -> tuple[list[GatedWindow], list[str]]:
         """Every window of ``recording`` as the monitor cuts it, and the fNIRS pair names."""
         blocks = {"eeg": recording.eeg, "nirs": recording.nirs}
         missing = [role for role, block in blocks.items() if block is None]
@@ -96,41 +71,24 @@ class OfflineScorer:
                 "session with eeg/ and nirs/).",
                 path=recording.source,
             )
-        wp = self.params.windows
-        keep = wp.window_s + 30.0
-        buffers = {
-            "eeg": ModalityBuffer("eeg", self.params, self.eeg_channels, keep),
-            "nirs": ModalityBuffer("nirs", self.params, (), keep),
-        }
         pair_names: list[str] = []
+        descriptions = {}
         for role, block in blocks.items():
-            description = describe_block(block, role)
-            pairs = check_stream(self.bundle, role, description)
+            descriptions[role] = describe_block(block, role)
+            pairs = check_stream(self.bundle, role, descriptions[role])
             pair_names = pairs if pairs is not None else pair_names
-            buffers[role].start_segment(1, description)
-        phases = PhaseTracker(wp.rtms_guard_s, cue_s=wp.cue_s or MAX_CUE_S)
-        phases.connected = bool(len(recording.markers))
-        for t, label in zip(recording.markers.times, recording.markers.labels, strict=True):
-            phases.add(label, float(t))
-        scheduler = WindowScheduler(
+        pipeline = WindowPipeline(
             self.params,
-            buffers["eeg"],
-            buffers["nirs"],
-            phases,
+            self.bundle.eeg_channels,
             hop_s=self.options.hop_s,
             warmup_s=self.options.warmup_s,
-            max_wait_s=1.0,
         )
-        out: list[LiveWindow] = []
-        for now, chunks in _steps(blocks):
-            for chunk in chunks:  # every stream up to ``now`` before asking for windows
-                buffers[chunk.role].add(chunk)
-            out.extend(scheduler.poll(now))
+        out = recording_windows(pipeline, recording, descriptions)
         if not any(w.window is not None for w in out):
             duration = _end(blocks) - min(b.times[0] for b in blocks.values())
             raise TooShortError(
                 f"{recording.source}: the session lasts {duration:.1f} s, too short for one "
-                f"{scheduler.window_s:g} s window after the {scheduler.warmup_s:g} s warm-up.",
+                f"{pipeline.window_s:g} s window after the {pipeline.grid.warmup_s:g} s warm-up.",
                 fix="use a longer recording.",
                 path=recording.source,
             )
@@ -171,22 +129,3 @@ class OfflineScorer:
 
 def _end(blocks: dict[str, SignalBlock]) -> float:
     return max(float(b.times[-1]) for b in blocks.values())
-
-
-def _steps(blocks: dict[str, SignalBlock]) -> Iterator[tuple[float, list[Chunk]]]:
-    """``(now, chunks)``: the next ``_CHUNK_S`` of every stream, in time order."""
-    pos = dict.fromkeys(blocks, 0)
-    t = min(float(b.times[0]) for b in blocks.values())
-    end = _end(blocks)
-    while t <= end:
-        t += _CHUNK_S
-        chunks = []
-        for role, block in blocks.items():
-            stop = int(np.searchsorted(block.times, t, side="right"))
-            if stop > pos[role]:
-                # as an LSL float32 stream carries it, so both paths see the same numbers
-                data = block.data[pos[role] : stop].astype(np.float32).astype(np.float64)
-                stamps = np.asarray(block.times[pos[role] : stop], np.float64)
-                chunks.append(Chunk(role, 1, data, stamps, t))
-                pos[role] = stop
-        yield t, chunks

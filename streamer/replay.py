@@ -3,13 +3,16 @@
 The recording (an XDF file, a BIDS session or a single file, see
 :func:`models.io.sessions.read_session`) becomes three outlets, as an acquisition system
 would offer them: EEG (µV) and NIRS (raw intensity) with their channel descriptions and a
-``counter`` channel, and the markers as a string stream. Every sample is stamped
-``t0 + (t - t_first)``: one shift for all streams, so their relative timing is the
-recording's exactly. A virtual clock decides when a sample is due: it runs ``speed`` times
-faster than LSL's clock, so at ``--speed 10`` ten seconds of recording go out every second,
-with timestamps ten seconds apart, consistent with the sampling rates. ``loop`` starts over
-after the end, continuing the timestamps and counters (the join is a discontinuity in the
-signal, which the monitor's filters see as such).
+``counter`` channel, and the markers as a string stream. Every sample is stamped ``t0 + (t -
+t_first)``: one shift for all streams, so their relative timing is the recording's exactly;
+the shift is a whole multiple of ``align_s`` (2 s), so the monitor's window grid
+(:mod:`models.pipeline.grid`) falls on the recording's samples as offline scoring puts it,
+and a replay starts up to ``align_s`` later than asked. A virtual clock decides when a
+sample is due: it runs ``speed`` times faster than LSL's clock, so at ``--speed 10`` ten
+seconds of recording go out every second, with timestamps ten seconds apart, consistent with
+the sampling rates. ``loop`` starts over after the end, continuing the timestamps and
+counters (the join is a discontinuity in the signal, which the monitor's filters see as
+such).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from models.errors import ChannelError, InputDataError
 from models.io.sessions import contents
+from models.pipeline.grid import REPLAY_ALIGN_S, replay_shift
 from models.signals import Recording, SignalBlock
 from models.simulation.live import stream_info
 
@@ -131,6 +135,7 @@ def replay(
     on_start: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     clock: Callable[[], float] | None = None,
+    align_s: float = REPLAY_ALIGN_S,
 ) -> ReplayTotals:
     """Publish ``recording`` on three LSL outlets until it ends (or forever with ``loop``)."""
     import pylsl
@@ -173,7 +178,8 @@ def replay(
             if not outlet.wait_for_consumers(max(0.0, deadline - time.monotonic())):
                 logger.warning("no reader within %.0f s; replaying anyway", wait_for_consumers_s)
                 break
-    t0 = clock() + 0.05
+    # the shift is a whole multiple of align_s: windows land where the recording had them
+    t0 = t_first + replay_shift(t_first, clock() + 0.05, align_s)
     mark_pos = 0
     try:
         while True:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from streamer.phase import CUES, PHASES
+from models.pipeline.phase import CUES, PHASES
 
 SCORE_FORMAT = "neuroclip.score/1"
 STATUS_FORMAT = "neuroclip.status/1"

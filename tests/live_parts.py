@@ -19,10 +19,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, missing_tool
 
 # the monitor runs in a child process where torch cannot be imported: the proof that the
 # live path never needs it
@@ -42,10 +43,7 @@ class Broker:
     def __init__(self, folder: Path):
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(self.binary).exists():
-            pytest.fail(
-                "mosquitto is not installed; scripts/test.sh installs it (apt-get install "
-                "mosquitto), run the tests through it"
-            )
+            missing_tool("mosquitto", "scripts/test.sh installs it (apt-get install mosquitto)")
         self.port = free_port()
         self.folder = folder
         self.conf = folder / "mosquitto.conf"
@@ -261,3 +259,65 @@ def contiguous(seqs: list[int]) -> bool:
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+def _xdf_channels(block, names) -> list[dict[str, str]]:
+    if block.kind == "eeg":
+        return [{"label": c, "unit": "microvolts", "type": "EEG"} for c in names]
+    return [
+        {
+            "label": c,
+            "unit": "a.u.",
+            "type": "nirs_cw_amplitude",
+            "wavelength": f"{ch.wavelength:g}",
+            "distance": repr(float(d)),
+        }
+        for c, ch, d in zip(names, block.nirs.channels, block.nirs.distances_m, strict=True)
+    ]
+
+
+def write_xdf(recording, path: Path, *, seconds: float | None = None, rename=None) -> Path:
+    """``recording`` as an XDF file, streams interleaved second by second as a recorder
+    writes them, described as an acquisition system's outlets would describe them."""
+    import pylsl
+
+    from models.io.xdf_writer import XdfWriter
+    from models.simulation.live import stream_info
+
+    blocks = (recording.eeg, recording.nirs)
+    with XdfWriter(path) as writer:
+        ids = []
+        for block in blocks:
+            names = [rename(c) if rename else c for c in block.ch_names]
+            channels = _xdf_channels(block, names)
+            info = stream_info(pylsl, block.name, block.kind.upper(), block.sfreq, "", channels)
+            ids.append(
+                writer.add_stream(
+                    block.name,
+                    block.kind.upper(),
+                    len(channels) + 1,
+                    block.sfreq,
+                    "float32",
+                    desc_xml=info.as_xml(),
+                )
+            )
+        mid = writer.add_stream("Markers", "Markers", 1, 0.0, "string")
+        total = min(b.n_samples / b.sfreq for b in blocks) if seconds is None else seconds
+        marks = recording.markers
+        for second in range(int(np.ceil(total))):
+            for sid, block in zip(ids, blocks, strict=True):
+                start = round(second * block.sfreq)
+                stop = min(round(min(second + 1, total) * block.sfreq), block.n_samples)
+                if stop > start:
+                    counter = np.arange(start, stop, dtype=float)[:, None]
+                    writer.write_samples(
+                        sid,
+                        1000.0 + block.times[start:stop],
+                        np.hstack([block.data[start:stop], counter]),
+                    )
+            now = [i for i, t in enumerate(marks.times) if second <= t < second + 1]
+            if now:
+                writer.write_samples(
+                    mid, 1000.0 + marks.times[now], [[marks.labels[i]] for i in now]
+                )
+    return path

@@ -25,6 +25,12 @@ def rational_ratio(
     return ratio.numerator, ratio.denominator
 
 
+def outputs_through(last_in: int, up: int, down: int) -> int:
+    """How many outputs exist once input ``last_in`` has arrived: output ``n`` needs inputs
+    up to ``floor(n * down / up)``, so it is out as soon as that one is in."""
+    return ((last_in + 1) * up - 1) // down + 1
+
+
 class PolyphaseResampler:
     """Resample by ``up/down`` causally, one chunk at a time.
 
@@ -73,7 +79,7 @@ class PolyphaseResampler:
         base = self._n_in - (q - 1)  # input index of buffer[0]
         self._n_in += n_new
         last_in = self._n_in - 1
-        n_end = (last_in * self.up) // self.down + 1  # outputs whose newest input has arrived
+        n_end = outputs_through(last_in, self.up, self.down)
         if n_end > self._n_out:
             n = np.arange(self._n_out, n_end)
             j = n * self.down

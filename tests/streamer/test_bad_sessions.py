@@ -10,73 +10,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
 
 from models.io.bids import BidsDataset
-from models.io.xdf_writer import XdfWriter, truncate_to_last_chunk
-from models.simulation.live import stream_info
+from models.io.xdf_writer import truncate_to_last_chunk
 from tests.conftest import REPO
-
-
-def _channels(block, names) -> list[dict[str, str]]:
-    if block.kind == "eeg":
-        return [{"label": c, "unit": "microvolts", "type": "EEG"} for c in names]
-    return [
-        {
-            "label": c,
-            "unit": "a.u.",
-            "type": "nirs_cw_amplitude",
-            "wavelength": f"{ch.wavelength:g}",
-            "distance": repr(float(d)),
-        }
-        for c, ch, d in zip(names, block.nirs.channels, block.nirs.distances_m, strict=True)
-    ]
-
-
-def write_xdf(recording, path: Path, *, seconds: float | None = None, rename=None) -> Path:
-    """``recording`` as an XDF file, streams interleaved second by second as a recorder
-    writes them, described as an acquisition system's outlets would describe them."""
-    blocks = (recording.eeg, recording.nirs)
-    with XdfWriter(path) as writer:
-        ids = []
-        for block in blocks:
-            names = [rename(c) if rename else c for c in block.ch_names]
-            channels = _channels(block, names)
-            info = stream_info(pylsl, block.name, block.kind.upper(), block.sfreq, "", channels)
-            ids.append(
-                writer.add_stream(
-                    block.name,
-                    block.kind.upper(),
-                    len(channels) + 1,
-                    block.sfreq,
-                    "float32",
-                    desc_xml=info.as_xml(),
-                )
-            )
-        mid = writer.add_stream("Markers", "Markers", 1, 0.0, "string")
-        total = min(b.n_samples / b.sfreq for b in blocks) if seconds is None else seconds
-        marks = recording.markers
-        for second in range(int(np.ceil(total))):
-            for sid, block in zip(ids, blocks, strict=True):
-                start = round(second * block.sfreq)
-                stop = min(round(min(second + 1, total) * block.sfreq), block.n_samples)
-                if stop > start:
-                    counter = np.arange(start, stop, dtype=float)[:, None]
-                    writer.write_samples(
-                        sid,
-                        1000.0 + block.times[start:stop],
-                        np.hstack([block.data[start:stop], counter]),
-                    )
-            now = [i for i, t in enumerate(marks.times) if second <= t < second + 1]
-            if now:
-                writer.write_samples(
-                    mid, 1000.0 + marks.times[now], [[marks.labels[i]] for i in now]
-                )
-    return path
+from tests.live_parts import write_xdf
 
 
 def neuroclip(*args: str) -> subprocess.CompletedProcess:

@@ -1,8 +1,8 @@
-"""Live windows equal offline windows: the same chains, cut by time from ring buffers.
+"""Live windows equal training's windows on a simulated session with rTMS and cues.
 
-A simulated session is fed chunk by chunk (random sizes, as LSL delivers them) through the
-live buffers and the scheduler with a fake clock; every window must match
-:func:`models.windows.session_windows` on the same recording, sample for sample.
+A simulated session is fed chunk by chunk (random sizes, float32 as LSL carries them)
+through the window pipeline with a fake clock; every window must match
+:func:`models.pipeline.recording.session_windows` on the same recording, sample for sample.
 """
 
 from __future__ import annotations
@@ -11,29 +11,23 @@ import numpy as np
 import pytest
 
 from models.io.bids import BidsDataset
+from models.pipeline.pipeline import WindowPipeline
+from models.pipeline.recording import describe_block, session_windows
+from models.pipeline.streams import Chunk
 from models.simulation.montage import EEG_CHANNELS
-from models.windows import SignalParams, session_windows
-from streamer.lsl_reader import Chunk
-from streamer.offline import describe_block
-from streamer.phase import PhaseTracker
-from streamer.scheduler import WindowScheduler
-from streamer.stream_buffer import ModalityBuffer
+from models.windows import SignalParams
 
 
 def _feed(recording, params, hop_s, rng, drop=None):
     """Run the live path over ``recording``; return the windows in emission order."""
-    buffers = {
-        "eeg": ModalityBuffer("eeg", params, tuple(EEG_CHANNELS), keep_s=30.0),
-        "nirs": ModalityBuffer("nirs", params, (), keep_s=30.0),
-    }
-    phases = PhaseTracker(params.windows.rtms_guard_s)
-    phases.connected = True
-    for t, label in zip(recording.markers.times, recording.markers.labels, strict=True):
-        phases.add(label, float(t))
-    scheduler = WindowScheduler(params, buffers["eeg"], buffers["nirs"], phases, hop_s=hop_s)
+    pipeline = WindowPipeline(params, tuple(EEG_CHANNELS), hop_s=hop_s)
+    buffers = pipeline.buffers
     blocks = {"eeg": recording.eeg, "nirs": recording.nirs}
     for role, block in blocks.items():
-        buffers[role].start_segment(1, describe_block(block, role))
+        pipeline.start(role, 1, describe_block(block, role))
+    pipeline.start("markers", 1, None)
+    pipeline.feed(Chunk("markers", 1, list(recording.markers.labels), recording.markers.times, 0))
+    pipeline.markers_through = np.inf
     pos = {"eeg": 0, "nirs": 0}
     out = []
     t = min(block.times[0] for block in blocks.values())
@@ -43,7 +37,7 @@ def _feed(recording, params, hop_s, rng, drop=None):
         for role, block in blocks.items():
             stop = int(np.searchsorted(block.times, t, side="right"))
             if stop > pos[role]:
-                data = block.data[pos[role] : stop].copy()
+                data = block.data[pos[role] : stop].astype(np.float32).astype(np.float64)
                 stamps = block.times[pos[role] : stop]
                 gap = 0
                 if drop is not None and role == drop[0] and pos[role] <= drop[1] < stop:
@@ -65,7 +59,10 @@ def _feed(recording, params, hop_s, rng, drop=None):
                 else:
                     buffers[role].add(chunk)
                 pos[role] = stop
-        out.extend(scheduler.poll(t))
+        out.extend(pipeline.ready(t))
+    for role in blocks:
+        pipeline.lost(role)
+    out.extend(pipeline.ready(t))
     return out
 
 

@@ -24,7 +24,7 @@ import pytest
 from dashboard.config import BrokerConfig
 from dashboard.feed import BrokerFeed
 from dashboard.store import SnapshotStore
-from tests.conftest import REPO
+from tests.conftest import REPO, missing_tool
 from tests.live_parts import (
     free_port,
     monitor_config,
@@ -48,7 +48,7 @@ def _run(*argv: str, cwd) -> None:
 def make_certificates(folder) -> None:
     """A throw-away CA and a server certificate for 127.0.0.1."""
     if shutil.which("openssl") is None:
-        pytest.fail("openssl is not installed; scripts/test.sh installs it with apt-get")
+        missing_tool("openssl", "scripts/test.sh installs it with apt-get")
     _run(
         "openssl",
         "req",

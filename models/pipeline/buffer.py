@@ -27,10 +27,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from models.pipeline.ring import RingBuffer, SpanUnavailableError
+from models.pipeline.streams import Chunk, StreamDescription
 from models.preprocessing import EegChain, NirsChain
-from models.windows import SignalParams, model_index
-from streamer.lsl_reader import Chunk, StreamDescription
-from streamer.ring import RingBuffer, SpanUnavailableError
+from models.preprocessing.resample import outputs_through, rational_ratio
+from models.windows import SignalParams
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ _JUMP_BACK_S = 0.05
 _SPEED_SPAN_S = 1.0
 """Seconds of arrivals needed before the stream's clock speed is estimated (1 until then)."""
 _SEARCH_HALF_WIDTH = 32
-"""Timestamps read on each side of the expected start of a window."""
+"""Timestamps read on each side of where a searched time is expected."""
+EDGE_TOLERANCE_S = 1e-6
+"""A timestamp this close to a window edge is on it: replays and files carry float rounding
+of this order, and the answer must not flip with it."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ class Cut:
     nonfinite: bool
     gap: bool
     blanked: bool
-    misaligned: bool
+    first_stamp: float
+    last_stamp: float
 
 
 class ModalityBuffer:
@@ -126,6 +131,7 @@ class ModalityBuffer:
         self._origin: tuple[float, float] | None = None
         self._chain: EegChain | NirsChain | None = None
         self._picks: list[int] = []
+        self._up = self._down = 1
         self._stamps = self._raw = self._out = None
         self._bad = self._gap = self._blanked = None
         self.last_stamp: float | None = None
@@ -150,6 +156,7 @@ class ModalityBuffer:
         assert layout is not None
         if self.description is None or description.nominal_rate != self.description.nominal_rate:
             self._allocate(description)
+            self._up, self._down = rational_ratio(description.nominal_rate, self.target_sfreq)
         self.description = description
         if self.role == "eeg":
             self._picks = [layout.labels.index(c) for c in self.channels]
@@ -294,70 +301,93 @@ class ModalityBuffer:
         self.last_stamp = float(stamps[-1])
         self.last_received = float(chunk.received)
 
-    def _offsets(self, t_begin: float) -> tuple[int, int]:
-        """Raw and model-rate start indices of a window starting at ``t_begin``.
+    # ------------------------------------------------------------------ finding samples
 
-        Counted from the segment's first sample as offline (``round((t - t0) * rate)``),
-        after anchoring on the nearest held timestamp so that a drifting clock does not
-        accumulate an error. Raises :class:`SpanUnavailableError` for a time before the
-        segment; :meth:`cut` refuses indices no longer held.
+    def _held(self) -> tuple[int, int]:
+        """Raw indices ``[lo, hi)`` held for the current segment."""
+        return max(self._stamps.first, self.segment.raw_first), self._stamps.end
+
+    def _stamps_around(self, t: float) -> tuple[int, np.ndarray]:
+        """``(lo, stamps)``: held stamps of this segment that bracket ``t``.
+
+        Reads a few stamps around where ``t`` should be (anchored on the newest sample, so a
+        drifting clock moves the guess by a few samples at most), all of them if that missed.
         """
-        seg = self.segment
-        if t_begin < seg.t0 - 0.5 / self.sfreq:
-            raise SpanUnavailableError(
-                seg.raw_first - 1, seg.raw_first, seg.raw_first, seg.raw_first
-            )
-        held, end = max(self._stamps.first, seg.raw_first), self._stamps.end
-        # read a few timestamps around where t_begin should be (anchored on the newest
-        # sample, so clock drift moves the guess by a few samples at most); all if missed
-        guess = end - 1 - round((self.last_stamp - t_begin) * self.sfreq)
+        held, end = self._held()
+        guess = end - 1 - round((self.last_stamp - t) * self.sfreq)
         lo, hi = max(held, guess - _SEARCH_HALF_WIDTH), min(end, guess + _SEARCH_HALF_WIDTH)
         stamps = self._stamps.read(lo, hi) if lo < hi else None
         if stamps is None or not (
-            (stamps[0] <= t_begin or lo == held) and (stamps[-1] >= t_begin or hi == end)
+            (stamps[0] <= t or lo == held) and (stamps[-1] >= t or hi == end)
         ):
             lo, stamps = held, self._stamps.read(held, end)
-        k = int(np.searchsorted(stamps, t_begin))
-        if k > 0 and (k == len(stamps) or t_begin - stamps[k - 1] < stamps[k] - t_begin):
-            k -= 1
-        near = lo + k
-        x = (t_begin - stamps[k]) + (near - seg.raw_first) / self.sfreq
-        raw = round(x * self.sfreq)
-        return seg.raw_first + raw, seg.out_first + model_index(raw, self.target_sfreq / self.sfreq)
+        return lo, stamps
 
-    def has(self, t_end: float) -> bool:
-        """Whether the last sample before ``t_end`` has arrived in this segment."""
-        return self.last_stamp is not None and self.last_stamp >= t_end - 1.5 / self.sfreq
+    def first_at_or_after(self, t: float) -> int | None:
+        """Raw index of this segment's first sample stamped at or after ``t`` (``None``: not
+        arrived yet). A sample within :data:`EDGE_TOLERANCE_S` before ``t`` counts as on it."""
+        seg = self.segment
+        if seg is None or np.isnan(seg.t0) or self.last_stamp < t - EDGE_TOLERANCE_S:
+            return None
+        lo, stamps = self._stamps_around(t)
+        return lo + int(np.searchsorted(stamps, t - EDGE_TOLERANCE_S, side="left"))
+
+    def last_at_or_before(self, t: float) -> int | None:
+        """Raw index of this segment's last sample stamped at or before ``t`` (``None``: the
+        segment starts after ``t``)."""
+        seg = self.segment
+        if seg is None or np.isnan(seg.t0) or seg.t0 > t + EDGE_TOLERANCE_S:
+            return None
+        lo, stamps = self._stamps_around(t)
+        return lo + int(np.searchsorted(stamps, t + EDGE_TOLERANCE_S, side="right")) - 1
+
+    def complete_through(self, t: float) -> bool:
+        """Whether every sample stamped at or before ``t`` has arrived: the next sample, due
+        one period after the newest, would fall after ``t``. Once the stream has ended, its
+        last sample must reach to within two periods (or 20 ms) of ``t``."""
+        if self.last_stamp is None:
+            return False
+        if self.lost:
+            return self.last_stamp >= t - max(2.0 / self.sfreq, 0.02)
+        return self.last_stamp + 1.0 / self.sfreq > t + EDGE_TOLERANCE_S
+
+    def stamp(self, index: int) -> float:
+        """The timestamp of raw sample ``index``."""
+        return float(self._stamps.read(index, index + 1)[0])
 
     def started_after(self, t: float) -> bool:
         """Whether the current segment began after ``t`` (a window there straddles a restart)."""
         seg = self.segment
         return seg is None or np.isnan(seg.t0) or seg.t0 > t + 0.5 / self.sfreq
 
-    def cut(self, t_begin: float, window_s: float, n_out: int) -> Cut | None:
-        """The data of ``[t_begin, t_begin + window_s)``, or ``None`` while it is incomplete.
+    def outputs_through(self, last: int) -> int:
+        """Index one past the newest model-rate sample computed from raw samples up to
+        ``last``: the resampler emits output ``n`` once input ``floor(n * down / up)`` is in."""
+        seg = self.segment
+        return seg.out_first + outputs_through(last - seg.raw_first, self._up, self._down)
 
-        Raises :class:`SpanUnavailableError` when the window can never be cut from this
-        segment (it starts before the segment or was overwritten).
+    def cut_ending(self, last: int, window_s: float, n_out: int) -> Cut:
+        """The window whose newest raw sample is ``last``: ``round(window_s * rate)`` raw
+        samples and the ``n_out`` model-rate samples computed from them.
+
+        Raises :class:`SpanUnavailableError` when part of it is before the segment or was
+        overwritten.
         """
-        raw0, out0 = self._offsets(t_begin)
         n_raw = round(window_s * self.sfreq)
-        if raw0 < self._stamps.first or out0 < self._out.first:
-            raise SpanUnavailableError(raw0, raw0 + n_raw, self._stamps.first, self._stamps.end)
-        if raw0 + n_raw > self._stamps.end or out0 + n_out > self._out.end:
-            return None
-        stamps = self._stamps.read(raw0, raw0 + n_raw)
-        period = 1.0 / self.sfreq
-        tolerance = max(2.0 * period, 0.02)
-        misaligned = (
-            abs(stamps[0] - t_begin) > tolerance
-            or abs(stamps[-1] + period - (t_begin + window_s)) > tolerance
-        )
+        raw0, raw_end = last - n_raw + 1, last + 1
+        out_end = self.outputs_through(last)
+        out0 = out_end - n_out
+        seg = self.segment
+        held_raw, _ = self._held()
+        if raw0 < held_raw or out0 < max(self._out.first, seg.out_first):
+            raise SpanUnavailableError(raw0, raw_end, held_raw, self._stamps.end)
+        stamps = self._stamps.read(raw0, raw_end)
         return Cut(
-            out=self._out.read(out0, out0 + n_out),
-            raw=self._raw.read(raw0, raw0 + n_raw),
-            nonfinite=bool(self._bad.read(raw0, raw0 + n_raw).any()),
-            gap=bool(self._gap.read(raw0, raw0 + n_raw).any()),
-            blanked=bool(self._blanked.read(raw0, raw0 + n_raw).any()),
-            misaligned=bool(misaligned),
+            out=self._out.read(out0, out_end),
+            raw=self._raw.read(raw0, raw_end),
+            nonfinite=bool(self._bad.read(raw0, raw_end).any()),
+            gap=bool(self._gap.read(raw0, raw_end).any()),
+            blanked=bool(self._blanked.read(raw0, raw_end).any()),
+            first_stamp=float(stamps[0]),
+            last_stamp=float(stamps[-1]),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamer.ring import RingBuffer, SpanUnavailableError
+from models.pipeline.ring import RingBuffer, SpanUnavailableError
 
 
 def test_reads_back_what_was_written_across_the_wrap_in_any_chunking():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamer.phase import PhaseTracker
+from models.pipeline.phase import PhaseTracker
 
 
 def _tracker() -> PhaseTracker:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from models.bundle import Bundle
 from models.errors import BundleError
+from models.pipeline.streams import StreamDescription
 from models.windows import nirs_out_names
-from streamer.lsl_reader import StreamDescription
 
 
 def check_stream(bundle: Bundle, role: str, description: StreamDescription) -> list[str] | None:

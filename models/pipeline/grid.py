@@ -1,0 +1,75 @@
+"""The window grid: where windows end, decided once, in LSL time.
+
+Every edge rule of the project lives here and in the buffer's searches it names:
+
+1. **Grid points** lie at whole multiples of the hop in LSL time, ``g_k = k * hop_s``: not
+   where a run happened to start, so a monitor, a recorder started beside it and an offline
+   scoring of that recording put their windows on the same instants.
+2. **The window ends at the slow stream's sample.** Window ``k`` ends at ``t_end``, the
+   timestamp of the first fNIRS sample stamped at or after ``g_k``; that sample is the
+   window's last fNIRS sample. So a window is complete the moment that sample arrives (with
+   the EEG up to it), never waiting for the next one.
+3. **EEG up to the same instant.** The window's last EEG sample is the last one stamped at or
+   before ``t_end + 0.5 / eeg_rate`` (the EEG sample nearest the fNIRS one; a tie goes to
+   the later). It is known to be complete once the next EEG sample, one period after the
+   newest, would fall after that.
+4. **Lengths in samples.** Each stream contributes ``round(window_s * rate)`` raw samples
+   ending at its last sample, and the model-rate samples the causal resampler computed from
+   exactly those inputs; nothing is cut by time after the end is found.
+5. **Float noise is not an edge.** A timestamp within :data:`EDGE_TOLERANCE_S` (1 µs) of an
+   edge is on it: a replay shifts stamps by an offset, a file stores them as doubles, and a
+   decision must not flip on the last bits.
+6. **Markers** within a millisecond of a window edge count as on it, and one on the end
+   belongs to the next window (:class:`~models.pipeline.phase.PhaseTracker`).
+
+The first window is the first grid point at least ``warmup_s + window_s`` after the later
+stream's first sample. A replay keeps the grid when it shifts timestamps by a whole multiple
+of the hop (:func:`replay_shift`, by default a multiple of :data:`REPLAY_ALIGN_S`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from models.pipeline.buffer import EDGE_TOLERANCE_S
+
+GRID_VERSION = 2
+"""Bumped when a rule here changes which samples a window holds (cached windows go stale)."""
+REPLAY_ALIGN_S = 2.0
+"""Replays shift timestamps by whole multiples of this (the default hop), so a monitor whose
+hop divides it puts windows where the recording had them."""
+
+__all__ = ["EDGE_TOLERANCE_S", "REPLAY_ALIGN_S", "WindowGrid"]
+
+
+@dataclass(frozen=True)
+class WindowGrid:
+    """Grid points ``k * hop_s`` and the first one a session can use."""
+
+    window_s: float
+    hop_s: float
+    warmup_s: float
+
+    def point(self, k: int) -> float:
+        """LSL time of grid point ``k``."""
+        return k * self.hop_s
+
+    def first_index(self, streams_start: float) -> int:
+        """The first grid point whose window lies after the warm-up of streams that both
+        started by ``streams_start``."""
+        earliest = streams_start + self.warmup_s + self.window_s
+        return math.ceil((earliest - EDGE_TOLERANCE_S) / self.hop_s)
+
+    def eeg_end(self, t_end: float, eeg_rate: float) -> float:
+        """The latest EEG timestamp a window ending at fNIRS sample time ``t_end`` takes."""
+        return t_end + 0.5 / eeg_rate
+
+
+def replay_shift(first_stamp: float, start_at: float, align_s: float = REPLAY_ALIGN_S) -> float:
+    """The offset a replay adds to recorded timestamps so the recording starts at or just
+    after ``start_at``: a whole multiple of ``align_s``, which keeps the recording's windows
+    for every hop dividing ``align_s`` (``0``: no alignment)."""
+    if align_s <= 0:
+        return start_at - first_stamp
+    return math.ceil((start_at - first_stamp) / align_s) * align_s
