@@ -418,7 +418,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the whole system on this machine: patient, broker, monitor, dashboard",
         description="Start a synthetic patient's LSL streams, a broker (Mosquitto when "
-        "installed, otherwise an embedded Python broker), the monitor with the default model "
+        "installed, otherwise the amqtt broker), the monitor with the default model "
         "and the dashboard; print the dashboard's URL; Ctrl-C stops everything. Research "
         "software, not a medical device.",
     )
@@ -427,7 +427,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--embedded-broker",
         action="store_true",
-        help="use the embedded Python broker even when Mosquitto is installed",
+        help="use the amqtt broker even when Mosquitto is installed",
     )
     p.add_argument("--site", default="demo", help="site of the demo session")
     p.add_argument("--session", default="P001-pre", help="pseudonymous demo session id")

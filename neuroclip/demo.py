@@ -107,7 +107,7 @@ class Demo:
         return child
 
     def start_broker(self, port: int) -> str:
-        """Mosquitto on ``port`` when installed (unless told otherwise), else the embedded one."""
+        """Mosquitto on ``port`` when installed (unless told otherwise), else amqtt."""
         mosquitto = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
@@ -121,7 +121,7 @@ class Demo:
         else:
             argv = [sys.executable, "-m", "neuroclip.embedded_broker", "--port", str(port)]
             child = self.spawn("broker", argv)
-            kind = "the embedded Python broker"
+            kind = "the embedded amqtt broker"
         wait_for_port(port, child.proc, kind, _STARTUP_S)
         return kind
 
