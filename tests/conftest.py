@@ -1,4 +1,13 @@
-"""Shared fixtures: the real recordings, a loopback-only LSL configuration, a tiny cohort."""
+"""Shared fixtures (real recordings, a loopback-only LSL configuration, simulated cohorts)
+and the test tiers.
+
+Tiers are markers, set here from what a test uses so nobody has to remember them:
+``integration`` (real processes or sockets: LSL outlets, Mosquitto, subprocesses),
+``browser`` (a real Chromium), ``fault`` (the fault suite, ``tests/faults``) and ``slow``
+(trains a model or simulates a cohort). Everything else is the unit tier, which
+``bash scripts/test.sh --fast`` runs. :func:`missing_tool` skips a test whose tool is absent
+on a developer's machine and fails it under ``CI=true``, where the test command installs it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,46 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 RECORDINGS = REPO.parent / "shared" / "data" / "recordings"
 LSL_LOOPBACK = REPO / "configs" / "lsl" / "loopback.cfg"
+
+
+_INTEGRATION_FIXTURES = {"lsl_env", "broker"}
+_SLOW_FIXTURES = {"tiny_cohort", "train_cohort", "train_windows", "quick_bundle"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tier (see the module docstring)."""
+    for item in items:
+        path = Path(str(item.fspath))
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "faults" in path.parts:
+            item.add_marker(pytest.mark.fault)
+        if path.name == "test_browser.py":
+            item.add_marker(pytest.mark.browser)
+        if fixtures & _INTEGRATION_FIXTURES or "subprocess" in _imports(path):
+            item.add_marker(pytest.mark.integration)
+        if fixtures & _SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
+_IMPORTS: dict[Path, str] = {}
+
+
+def _imports(path: Path) -> str:
+    """The import lines of a test module (a test that starts processes imports subprocess)."""
+    if path not in _IMPORTS:
+        text = path.read_text() if path.suffix == ".py" else ""
+        _IMPORTS[path] = " ".join(
+            line for line in text.splitlines() if line.startswith(("import ", "from "))
+        )
+    return _IMPORTS[path]
+
+
+def missing_tool(what: str, fix: str) -> None:
+    """``what`` is not on this machine: skip here, fail under CI (which must have it)."""
+    message = f"{what} is not installed; {fix}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

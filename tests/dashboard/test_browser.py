@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.figures import SCORE_TRACES
-from tests.conftest import REPO
+from tests.conftest import REPO, missing_tool
 from tests.live_parts import (
     free_port,
     monitor_config,
@@ -48,7 +48,7 @@ def chromium() -> str:
     """Debian's Chromium; the test command installs it (scripts/system-deps.sh)."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("chromium is not installed; scripts/test.sh installs it with apt-get")
+        missing_tool("chromium", "scripts/test.sh installs it with apt-get")
     return path
 
 
