@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install the package with the extras named in $1 (e.g. "test").
+# Create .venv (if missing) and install the package with the extras named in $1 (e.g. "test"),
+# every package at the version requirements/constraints.txt pins (refresh: scripts/lock.sh).
 # torch only comes with the "train" extra (pinned to its CPU build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +12,4 @@ fi
 extras=${1:-}
 target="."
 [ -n "$extras" ] && target=".[${extras}]"
-.venv/bin/python -m pip install --quiet -e "$target"
+.venv/bin/python -m pip install --quiet -c requirements/constraints.txt -e "$target"
