@@ -92,7 +92,7 @@ def generate(name: str, generator: str, knobs: dict[str, Any], work: Path) -> Pa
 
         shutil.rmtree(root)
     if generator == "ours":
-        from models.settings import load_config
+        from contract.settings import load_config
         from models.simulation.bids_writer import write_cohort
         from models.simulation.config import SimulationConfig
 

@@ -4,7 +4,7 @@ One process runs an EEG outlet (33 float32 channels at 500 Hz, a chunk of 5 samp
 10 ms, every sample stamped with the time its chunk is pushed). Two consumer processes read
 it at the same time:
 
-- ``ours``: :class:`streamer.lsl_reader.LslReader` (a thread pulling with ``min_samples=1``)
+- ``ours``: :class:`streamer.lsl.reader.LslReader` (a thread pulling with ``min_samples=1``)
   handing chunks to an asyncio loop that writes them into a
   :class:`models.pipeline.ring.RingBuffer`;
 - ``mne``: ``mne_lsl.stream.StreamLSL(bufsize=10).connect()`` with its default 1 ms
@@ -76,7 +76,7 @@ def run_ours(name: str, seconds: float, warmup: float) -> dict:
     from neuroclip.monitoring import _SWITCH_INTERVAL_S
     from streamer.config import StreamMatch
     from streamer.health import StreamHealth
-    from streamer.lsl_reader import LslReader
+    from streamer.lsl.reader import LslReader
 
     sys.setswitchinterval(_SWITCH_INTERVAL_S)  # as `neuroclip monitor` sets it
     ring = RingBuffer(int(10 * RATE), CHANNELS - 1)

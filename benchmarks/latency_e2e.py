@@ -53,11 +53,11 @@ def run_pusher(prefix: str, sessions: int, seconds: float, out: Path, offset_s: 
     """
     import pylsl
 
-    from models.settings import load_config
+    from contract.settings import load_config
     from models.simulation.config import SimulationConfig
-    from models.simulation.live import _eeg_info, _nirs_info
     from models.simulation.session import SessionSimulator
     from models.simulation.subject import draw_subject
+    from streamer.lsl.simulator import _eeg_info, _nirs_info
 
     cfg = load_config(SimulationConfig, None, name="simulate", environ={})
     rng = np.random.default_rng(3)

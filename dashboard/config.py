@@ -11,9 +11,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from models.errors import ConfigError
-from models.settings import InvalidSettingError, read_secret, setting
+from contract.broker import BrokerConnection
+from contract.errors import ConfigError
+from contract.messages import valid_topic_root
+from contract.settings import InvalidSettingError, read_secret, setting
 
 
 @dataclass(frozen=True)
@@ -34,33 +37,11 @@ class RefreshConfig:
 
 
 @dataclass(frozen=True)
-class BrokerConfig:
-    """The MQTT broker the monitors publish to."""
+class BrokerConfig(BrokerConnection):
+    """The MQTT broker the monitors publish to (see :class:`contract.broker.BrokerConnection`)."""
 
-    host: str = setting("127.0.0.1")
-    port: int = setting(1883, ge=1, le=65535)
-    username: str | None = setting(None)
-    password: str | None = setting(
-        None, doc="from NEUROCLIP_DASHBOARD__BROKER__PASSWORD only", secret=True
-    )
-    password_file: Path | None = setting(None, doc="file holding the password")
-    tls: bool = setting(False, doc="connect with TLS")
-    ca_file: Path | None = setting(None, doc="CA certificate for TLS (none = system store)")
-    topic_root: str = setting("neuroclip/v1")
-    reconnect_max_s: float = setting(5.0, gt=0, le=300, doc="ceiling of the reconnect backoff")
-
-    def url(self) -> str:
-        """``mqtt://host:port`` (or ``mqtts://``), for messages; never the credentials."""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-    def secret(self) -> str | None:
-        """The broker password from ``password`` or ``password_file``."""
-        return read_secret(
-            self.password,
-            self.password_file,
-            key="broker.password_file",
-            env_var="NEUROCLIP_DASHBOARD__BROKER__PASSWORD",
-        )
+    section: ClassVar[str] = "broker"
+    password_env: ClassVar[str] = "NEUROCLIP_DASHBOARD__BROKER__PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -106,10 +87,9 @@ class DashboardConfig:
 
     def check(self) -> None:
         """A page reachable from the network must ask for a password, unless told not to."""
-        root = self.broker.topic_root
-        if not root or any(c in root for c in "#+") or root.startswith("/") or root.endswith("/"):
+        if not valid_topic_root(self.broker.topic_root):
             raise InvalidSettingError(
-                "broker.topic_root", "a topic without wildcards or edge '/'", root
+                "broker.topic_root", "a topic without wildcards or edge '/'", self.broker.topic_root
             )
         if self.auth.username is not None and not (self.auth.password or self.auth.password_file):
             raise InvalidSettingError(

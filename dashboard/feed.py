@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -78,10 +77,7 @@ class BrokerFeed:
         )
         if cfg.username is not None:
             self._client.username_pw_set(cfg.username, cfg.secret())
-        if cfg.tls:
-            context = ssl.create_default_context(
-                cafile=str(cfg.ca_file) if cfg.ca_file is not None else None
-            )
+        if (context := cfg.tls_context()) is not None:
             self._client.tls_set_context(context)
         self._client.reconnect_delay_set(1, max(1, round(cfg.reconnect_max_s)))
         self._client.on_connect = self._on_connect

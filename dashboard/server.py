@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import signal
 
+from contract.errors import NeuroclipError
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig
 from dashboard.feed import BrokerFeed
 from dashboard.store import SnapshotStore
-from models.errors import NeuroclipError
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 One MQTT client feeds :meth:`SnapshotStore.ingest` with ``(topic, payload)`` from
 ``neuroclip/v1/#``; Dash callbacks read copies with :meth:`SnapshotStore.sessions` and
-:meth:`SnapshotStore.session`. The store knows the message formats of ``streamer/schema.py``
-by name only (``neuroclip.score/1``...), never the monitor's code. A lock makes it safe to
+:meth:`SnapshotStore.session`. Topics and formats come from :mod:`contract.messages`, the
+one module the dashboard shares with the monitor. A lock makes it safe to
 write from the MQTT thread while callbacks read. Payloads that are not JSON, or whose topic
 or format is unknown, are counted and ignored: one bad publisher must not stop the page.
 """
@@ -12,23 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 from dataclasses import dataclass, field
 
+from contract.messages import FORMATS, TOPIC_ROOT, parse_topic
 from dashboard.history import ScoreHistory, ScorePoint
-
-TOPIC_ROOT = "neuroclip/v1"
-KINDS = ("score", "status", "quality", "event", "summary")
-FORMATS = {
-    "score": "neuroclip.score/1",
-    "status": "neuroclip.status/1",
-    "quality": "neuroclip.quality/1",
-    "event": "neuroclip.event/1",
-    "summary": "neuroclip.summary/1",
-}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-"""Site and session ids are plain tokens (the monitor refuses anything else)."""
 
 
 @dataclass
@@ -98,13 +86,10 @@ class SnapshotStore:
 
     def ingest(self, topic: str, payload: bytes | str) -> bool:
         """Take one message; returns whether it changed anything."""
-        parts = topic.split("/")
-        root = self.topic_root.split("/")
-        if len(parts) != len(root) + 3 or parts[: len(root)] != root:
+        parsed = parse_topic(self.topic_root, topic)
+        if parsed is None:
             return self._ignore()
-        site, session, kind = parts[len(root) :]
-        if kind not in KINDS or not _ID.match(site) or not _ID.match(session):
-            return self._ignore()
+        site, session, kind = parsed
         try:
             message = json.loads(payload)
         except (ValueError, UnicodeDecodeError):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.errors import BundleError
+from contract.errors import BundleError
 
 if TYPE_CHECKING:
     from models.windows import SignalParams
@@ -85,7 +85,7 @@ class Bundle:
         """The preprocessing and window parameters, parsed from the metadata once."""
         cached = self.__dict__.get("_signal_params")
         if cached is None:
-            from models.settings import from_mapping
+            from contract.settings import from_mapping
             from models.windows import SignalParams
 
             cached = from_mapping(
@@ -160,7 +160,7 @@ class Bundle:
 
 
 def _rate_ok(source: float, target: float) -> bool:
-    from models.errors import ChannelError
+    from contract.errors import ChannelError
     from models.preprocessing.resample import rational_ratio
 
     try:

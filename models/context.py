@@ -22,7 +22,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-CUE_KINDS = ("drug", "neutral")
+from contract.messages import CUES
+
+CUE_KINDS = CUES
+"""Cue kinds, as the message contract names them."""
 """Context channels, in this order."""
 MAX_CUE_S = 20.0
 """The longest a cue can last when no closing marker came (a block of pictures)."""
@@ -77,16 +80,6 @@ class CueLog:
             if start < t_end and end > t_begin:
                 return kind
         return None
-
-    @classmethod
-    def from_markers(
-        cls, times: np.ndarray, labels: tuple[str, ...], max_cue_s: float = MAX_CUE_S
-    ) -> CueLog:
-        """A log of a recording's markers (sorted by time)."""
-        log = cls(max_cue_s)
-        for i in np.argsort(np.asarray(times, float), kind="stable"):
-            log.add(labels[i], float(times[i]))
-        return log
 
 
 def typical_cue_s(durations: np.ndarray | None, labels: tuple[str, ...]) -> float | None:

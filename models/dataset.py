@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.errors import ChannelError, DatasetError
+from contract.settings import as_dict
 from models.context import MAX_CUE_S, typical_cue_s
-from models.errors import ChannelError, DatasetError
 from models.features import FEATURES_VERSION, feature_names
 from models.io import BidsDataset
 from models.pipeline.grid import GRID_VERSION
 from models.pipeline.recording import session_windows
-from models.settings import as_dict
 from models.windows import SignalParams, nirs_out_names
 
 logger = logging.getLogger(__name__)

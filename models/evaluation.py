@@ -105,7 +105,7 @@ def cross_validate(
     ``deep_models`` limits the deep models trained (benchmarks comparing fusion variants);
     the hand-crafted references always run.
     """
-    from models.errors import TrainingFailedError
+    from contract.errors import TrainingFailedError
     from models.training import fit_feature_model, predict, select_device, train_model
 
     started = time.perf_counter()

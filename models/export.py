@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from contract.errors import OutputError
+from contract.settings import as_dict
 from models.bundle import FORMAT, load_bundle, sha256_of
 from models.context import CUE_KINDS
 from models.dataset import WindowSet
-from models.errors import OutputError
 from models.features import FEATURES_VERSION
 from models.io.output import require_new_folder
 from models.networks import N_CONTEXT
-from models.settings import as_dict
 from models.train_config import TrainConfig
 from models.training import TrainedModel, predict
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import ChannelError
+from contract.errors import ChannelError
 
 _TABLE = Path(__file__).with_name("data") / "extinction_prahl.csv"
 

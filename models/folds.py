@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.errors import DatasetError
+from contract.errors import DatasetError
 
 
 def subject_folds(

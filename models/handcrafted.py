@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.errors import DatasetError
+from contract.errors import DatasetError
 from models.features import modality_columns
 from models.folds import subject_folds
 from models.session_estimate import (

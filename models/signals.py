@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from models.errors import ChannelError
+from contract.errors import ChannelError
 
 Kind = Literal["eeg", "nirs", "other"]
 NirsSignal = Literal["intensity", "od", "hb"]

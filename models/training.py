@@ -31,8 +31,8 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 from tqdm import tqdm
 
+from contract.errors import DatasetError, TrainingFailedError
 from models.dataset import LABELED_SESSIONS, WindowSet
-from models.errors import DatasetError, TrainingFailedError
 from models.features import modality_columns
 from models.handcrafted import HandcraftedModel, LabelledWindows, session_means
 from models.losses import info_nce, mask_tokens, masked_reconstruction

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.settings import InvalidSettingError, setting
 from models.features import window_features
 from models.preprocessing import EegParams, NirsParams
 from models.preprocessing.quality import eeg_channel_flags, scalp_coupling_index
-from models.settings import InvalidSettingError, setting
 
 EEG_SCALE_UV = 20.0
 """EEG model input is preprocessed uV divided by this (keeps absolute power, near unit scale)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from models.errors import ConfigError
+from contract.errors import ConfigError
 
 
 def broker_overrides(url: str, section: str) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """The ``neuroclip`` command line: one console script, one subcommand per working feature.
 
-Errors the user can fix (:class:`models.errors.NeuroclipError`) are printed as one message
+Errors the user can fix (:class:`contract.errors.NeuroclipError`) are printed as one message
 with its fix and exit with status 2; Ctrl-C exits with 130 after a clean stop.
 """
 
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.errors import NeuroclipError
+from contract.errors import NeuroclipError
 from neuroclip import __version__
 
 logger = logging.getLogger("neuroclip")
@@ -79,12 +79,12 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from models.settings import load_config
+    from contract.settings import load_config
     from models.simulation.config import SimulationConfig
 
     if args.generator == "literature":
         if args.live:
-            from models.errors import ConfigError
+            from contract.errors import ConfigError
 
             raise ConfigError(
                 "--generator literature writes cohorts only; it has no live outlets.",
@@ -114,7 +114,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         )
     cfg = load_config(SimulationConfig, args.config, name="simulate", overrides=overrides)
     if args.live:
-        from models.simulation.live import stream_live
+        from streamer.lsl.simulator import stream_live
 
         totals = stream_live(cfg, on_start=lambda text: print(text, flush=True))
         print(

@@ -9,9 +9,9 @@ from neuroclip.broker_url import broker_overrides
 
 def run_dashboard(args: argparse.Namespace) -> int:
     """Handler of ``neuroclip dashboard``."""
+    from contract.settings import load_config
     from dashboard.config import DashboardConfig
     from dashboard.server import serve
-    from models.settings import load_config
 
     overrides: dict[str, object] = {"http.host": args.host, "http.port": args.port}
     if args.broker:

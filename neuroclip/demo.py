@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import NeuroclipError
+from contract.errors import NeuroclipError
 
 _GRACE_S = 10.0
 _STARTUP_S = 30.0

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import signal
 
-from models.errors import NeuroclipError
+from contract.errors import NeuroclipError
 
 logger = logging.getLogger(__name__)
 

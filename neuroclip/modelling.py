@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import BundleError, NeuroclipError
+from contract.errors import BundleError, NeuroclipError
 from models.io.output import require_new_folder
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def _progress(desc: str):
 
 def train_config(args: Any):
     """TrainConfig from --config plus the command line's explicit flags."""
-    from models.settings import load_config
+    from contract.settings import load_config
     from models.train_config import TrainConfig
 
     overrides: dict[str, Any] = {

@@ -16,8 +16,8 @@ _SWITCH_INTERVAL_S = 0.0005
 
 def run_monitor(args: argparse.Namespace) -> int:
     """Handler of ``neuroclip monitor``."""
+    from contract.settings import load_config
     from models.bundle import DEFAULT_BUNDLE, load_bundle
-    from models.settings import load_config
     from streamer.config import MonitorConfig
     from streamer.monitor import Monitor
 

@@ -30,7 +30,7 @@ def seconds(text: str) -> float:
 
 def run_record(args: argparse.Namespace) -> int:
     """Handler of ``neuroclip record``."""
-    from models.settings import load_config
+    from contract.settings import load_config
     from streamer.config import MonitorConfig
     from streamer.recorder import record
 

@@ -7,14 +7,13 @@ password, which never belongs in a file under version control) and by the CLI's 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from models.settings import InvalidSettingError, setting
-
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from contract.broker import BrokerConnection
+from contract.messages import ID_RULE, valid_id
+from contract.settings import InvalidSettingError, setting
 
 
 @dataclass(frozen=True)
@@ -101,31 +100,18 @@ class WindowOverrides:
 
 
 @dataclass(frozen=True)
-class MqttConfig:
-    """The MQTT broker the scores go to."""
+class MqttConfig(BrokerConnection):
+    """The MQTT broker the scores go to (see :class:`contract.broker.BrokerConnection`)."""
+
+    section: ClassVar[str] = "mqtt"
+    password_env: ClassVar[str] = "NEUROCLIP_MONITOR__MQTT__PASSWORD"
 
     enabled: bool = setting(True)
-    host: str = setting("127.0.0.1")
-    port: int = setting(1883, ge=1, le=65535)
-    username: str | None = setting(None)
-    password: str | None = setting(
-        None, doc="from NEUROCLIP_MONITOR__MQTT__PASSWORD only", secret=True
-    )
-    password_file: Path | None = setting(None, doc="file holding the password")
-    tls: bool = setting(False, doc="connect with TLS")
-    ca_file: Path | None = setting(None, doc="CA certificate for TLS (none = system store)")
-    topic_root: str = setting("neuroclip/v1")
+    reconnect_max_s: float = setting(10.0, gt=0, doc="ceiling of the reconnect backoff")
     keepalive_s: int = setting(
         10, ge=2, le=3600, doc="MQTT keepalive; the last will fires after 1.5x"
     )
     queue_max: int = setting(10000, ge=1, doc="scores held while the broker is unreachable")
-    reconnect_max_s: float = setting(10.0, gt=0, doc="ceiling of the reconnect backoff")
-
-    def check(self) -> None:
-        """The topic root must be a plain topic (no wildcards, no leading or trailing '/')."""
-        root = self.topic_root
-        if not root or any(c in root for c in "#+") or root.startswith("/") or root.endswith("/"):
-            raise InvalidSettingError("topic_root", "a topic without wildcards or edge '/'", root)
 
 
 @dataclass(frozen=True)
@@ -163,9 +149,5 @@ class MonitorConfig:
         """Site and session become topic levels and file names: keep them plain."""
         for key in ("site", "session"):
             value = getattr(self, key)
-            if not _ID.match(value):
-                raise InvalidSettingError(
-                    key,
-                    "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-                    value,
-                )
+            if not valid_id(value):
+                raise InvalidSettingError(key, ID_RULE, value)

@@ -1,15 +1,14 @@
-"""Errors of the live path; all derive from :class:`models.errors.NeuroclipError`.
+"""Errors of the live path; all derive from :class:`contract.errors.NeuroclipError`.
 
 ::
 
     NeuroclipError
-    ├── StreamNotFoundError   a configured LSL stream did not appear in time (role, match)
-    └── MonitorError          the monitor cannot go on (a reader failed, the log cannot open)
+    └── StreamNotFoundError   a configured LSL stream did not appear in time (role, match)
 """
 
 from __future__ import annotations
 
-from models.errors import NeuroclipError
+from contract.errors import NeuroclipError
 
 
 class StreamNotFoundError(NeuroclipError):
@@ -32,7 +31,3 @@ class StreamNotFoundError(NeuroclipError):
             f"{sections} in the monitor configuration, and check that LSL discovery "
             "reaches the device (LSLAPICFG, firewall, same network).",
         )
-
-
-class MonitorError(NeuroclipError):
-    """The live path cannot continue."""

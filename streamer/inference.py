@@ -11,8 +11,8 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from contract.errors import BundleError
 from models.bundle import Bundle, BundleScorer, Scores
-from models.errors import BundleError
 from models.windows import Window
 
 

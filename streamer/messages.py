@@ -2,7 +2,7 @@
 
 Every builder is a pure function of its inputs, so the same window always gives the same
 message apart from ``emitted_unix`` and the latencies. Formats are named in
-:mod:`streamer.schema`.
+:mod:`contract.messages`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.bundle import Scores
-from models.pipeline.pipeline import GatedWindow
-from streamer.schema import (
+from contract.messages import (
     EVENT_FORMAT,
     QUALITY_FORMAT,
     SCORE_FORMAT,
@@ -23,6 +21,8 @@ from streamer.schema import (
     finite_or_none,
     stage_latencies,
 )
+from models.bundle import Scores
+from models.pipeline.pipeline import GatedWindow
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.errors import NeuroclipError
 from models.bundle import Bundle
-from models.errors import NeuroclipError
 from models.features import window_feature_names
 from models.pipeline.buffer import ClockJump
 from models.pipeline.compat import check_stream
@@ -31,7 +31,7 @@ from streamer.config import MonitorConfig
 from streamer.errors import StreamNotFoundError
 from streamer.health import LatencyStats, StreamHealth
 from streamer.inference import InferenceEngine
-from streamer.lsl_reader import LslReader, MarkersRead, ReaderEvent, SegmentStart, StreamLost
+from streamer.lsl.reader import LslReader, MarkersRead, ReaderEvent, SegmentStart, StreamLost
 from streamer.messages import (
     Identity,
     SessionSummary,
@@ -44,7 +44,7 @@ from streamer.messages import (
 from streamer.outputs.lsl_outlet import ScoreOutlet
 from streamer.outputs.mqtt import MqttPublisher
 from streamer.outputs.session_log import SessionLog, log_path
-from streamer.schema import STATUS_FORMAT
+from streamer.status import status_line, status_message
 
 logger = logging.getLogger(__name__)
 
@@ -369,82 +369,8 @@ class Monitor:
     # ---------------------------------------------------------------- status
 
     def _status(self, state: str) -> dict:
-        now = self.clock() if state != "offline" else None
-        ref = self.bundle.meta["reference"].get("hc_score", {})
-        stale_after = self.cfg.streams.stale_after_s
-        streams = {}
-        if now is not None:
-            streams = {
-                r: h.snapshot(now, stale_after if r != "markers" else None)
-                for r, h in self.health.items()
-            }
-            signals = [streams["eeg"], streams["nirs"]]
-            if any(s["stale"] or not s["connected"] for s in signals) and state == "online":
-                state = "degraded"
-        if self.log is not None and self.log.error is not None and state == "online":
-            state = "degraded"  # scores go on, but the record of truth is not being written
-        return {
-            "schema": STATUS_FORMAT,
-            "site": self.cfg.site,
-            "session": self.cfg.session,
-            "state": state,
-            "started_unix": round(self._started, 3),
-            "emitted_unix": round(time.time(), 3),
-            "model": {
-                "name": self.ident.model_name,
-                "sha256": self.ident.model_sha256,
-                "providers": self.engine.providers if self.engine else [],
-            },
-            "reference": {
-                "hc_band": [ref.get("p05"), ref.get("p95")],
-                "hc_median": ref.get("median"),
-            },
-            "windows": {
-                "emitted": self.windows_emitted,
-                "usable": self.summary.usable,
-                "hop_s": self.pipeline.hop_s,
-                "window_s": self.pipeline.window_s,
-            },
-            "phase": self._phase_now(now),
-            "streams": streams,
-            "latency_ms": self.latency.summary(),
-            "broker": self.mqtt.snapshot() if self.mqtt else {"enabled": self.cfg.mqtt.enabled},
-            "log": self.log.snapshot() if self.log else None,
-        }
-
-    def _phase_now(self, now: float | None) -> str | None:
-        """The phase at the streams' clock (a replay faster than real time runs ahead)."""
-        if now is None:
-            return None
-        t = self.pipeline.stream_time(now)
-        return self.pipeline.phases.info(t, t).phase
+        return status_message(self, state)
 
     @staticmethod
     def _status_line(status: dict) -> str:
-        parts = []
-        for role, s in status["streams"].items():
-            if not s.get("connected"):
-                parts.append(f"{role}: DOWN")
-                continue
-            rate = s["rate_effective"]
-            if not s["rate_nominal"]:
-                parts.append(f"{role}: {s['samples']} event(s)")
-                continue
-            parts.append(
-                f"{role}: {rate if rate is not None else '-'}/{s['rate_nominal']:g} Hz "
-                f"age {s['age_s']}s gaps {s['gaps']}"
-            )
-        total = status["latency_ms"].get("total", {})
-        broker = status["broker"]
-        broker_text = (
-            "off"
-            if not broker.get("enabled")
-            else ("up" if broker["connected"] else "DOWN") + f" q={broker['queued']}"
-        )
-        log = status["log"] or {}
-        return (
-            f"{' | '.join(parts)} | windows {status['windows']['emitted']} "
-            f"({status['windows']['usable']} usable) | latency p50 {total.get('p50', '-')} ms "
-            f"p99 {total.get('p99', '-')} ms | broker {broker_text}"
-            + ("" if log.get("ok", True) else f" | LOG ERROR {log.get('error')}")
-        )
+        return status_line(status)

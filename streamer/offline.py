@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contract.errors import ChannelError, TooShortError
 from models.bundle import Bundle, BundleScorer, Scores
-from models.errors import ChannelError, TooShortError
 from models.features import window_feature_names
 from models.io.sessions import contents
 from models.pipeline.compat import check_stream

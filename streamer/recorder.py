@@ -52,20 +52,19 @@ import pylsl
 from pylsl.util import InternalError, InvalidArgumentError, LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from models.errors import NeuroclipError
+from contract.errors import NeuroclipError
 from models.io.output import require_new_file
 from models.io.stream_desc import SCORE_STREAM_TYPE
 from models.io.xdf_writer import XdfWriter
 from streamer.config import MonitorConfig, StreamMatch
 from streamer.errors import StreamNotFoundError
+from streamer.lsl.resolve import open_inlet
 from streamer.outputs.lsl_outlet import ScoreOutlet
 
 logger = logging.getLogger(__name__)
 
 PULL_TIMEOUT_S = 0.2
 """How long one ``pull_chunk`` waits: the granularity of stopping and of chunks."""
-_RESOLVE_POLL_S = 0.1
-_OPEN_TIMEOUT_S = 5.0
 _TIME_CORRECTION_TIMEOUT_S = 2.0
 _JOIN_TIMEOUT_S = 5.0
 _MAX_BUFFER_S = 360
@@ -417,37 +416,14 @@ class _StreamThread(threading.Thread):
     def _open(
         self, predicate: str, deadline: float | None
     ) -> tuple[pylsl.StreamInlet, pylsl.StreamInfo] | None:
-        """Resolve ``predicate`` and open an inlet with the stream's full info, until
-        ``deadline`` (None: until stopped); None when stopped or past the deadline.
-
-        A :class:`pylsl.ContinuousResolver` looks in the background: unlike a one-shot
-        ``resolve_bypred``, which can block several seconds past its timeout, it lets the
-        thread notice a stop within a tenth of a second.
-        """
-        stop = self.shared.stop
-        resolver = pylsl.ContinuousResolver(pred=predicate)
-        tried: set[str] = set()
-        while not stop.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-            infos = [i for i in resolver.results() if i.uid() not in tried]
-            if not infos:
-                stop.wait(_RESOLVE_POLL_S)
-                continue
-            inlet = pylsl.StreamInlet(infos[0], max_buflen=_MAX_BUFFER_S, recover=False)
-            try:
-                inlet.open_stream(timeout=_OPEN_TIMEOUT_S)
-                info = inlet.info(timeout=_OPEN_TIMEOUT_S)
-            except (LostError, LslTimeoutError) as exc:
-                tried.add(infos[0].uid())  # an outlet that just went away: not again
-                logger.warning(
-                    "%s stream found but could not be opened (%s); looking again",
-                    self.target.label,
-                    type(exc).__name__,
-                )
-                continue
-            return inlet, info
-        return None
+        """Resolve ``predicate`` and open an inlet, until ``deadline`` (None: until stopped)."""
+        return open_inlet(
+            predicate,
+            self.target.label,
+            self.shared.stop,
+            deadline=deadline,
+            max_buflen=_MAX_BUFFER_S,
+        )
 
     def _declare(self, info: pylsl.StreamInfo, *, again: bool) -> None:
         """Write the stream header, or keep the current one when a lost stream comes back

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import ChannelError, InputDataError
+from contract.errors import ChannelError, InputDataError
 from models.io.sessions import contents
 from models.pipeline.grid import REPLAY_ALIGN_S, replay_shift
 from models.signals import Recording, SignalBlock
-from models.simulation.live import stream_info
+from streamer.lsl.outlets import marker_outlet, signal_outlet, wait_for_consumers
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +97,9 @@ class _StreamCursor:
 
     def __init__(self, pylsl, block: SignalBlock, name: str, source_id: str):
         self.block = block
-        info = stream_info(
+        self.outlet = signal_outlet(
             pylsl, name, block.kind.upper(), block.sfreq, source_id, _channels(block)
         )
-        self.outlet = pylsl.StreamOutlet(info, max(1, round(block.sfreq / 10)), 360)
         self.pos = 0
         self.counter = (
             block.counter.astype(np.float64)
@@ -151,16 +150,7 @@ def replay(
         _StreamCursor(pylsl, eeg, names.of("eeg"), f"{source}-eeg"),
         _StreamCursor(pylsl, nirs, names.of("nirs"), f"{source}-nirs"),
     ]
-    markers_out = pylsl.StreamOutlet(
-        pylsl.StreamInfo(
-            names.of("markers"),
-            "Markers",
-            1,
-            pylsl.IRREGULAR_RATE,
-            pylsl.cf_string,
-            f"{source}-markers",
-        )
-    )
+    markers_out = marker_outlet(pylsl, names.of("markers"), f"{source}-markers")
     t_first = min(float(eeg.times[0]), float(nirs.times[0]))
     t_last = max(float(eeg.times[-1]), float(nirs.times[-1]))
     span = t_last - t_first + 1.0 / eeg.sfreq
@@ -172,12 +162,7 @@ def replay(
             f"{names.of('nirs')} and {names.of('markers')} at {speed:g}x"
             + (", looping" if loop else "")
         )
-    if wait_for_consumers_s > 0:
-        deadline = time.monotonic() + wait_for_consumers_s
-        for outlet in (*(c.outlet for c in cursors), markers_out):
-            if not outlet.wait_for_consumers(max(0.0, deadline - time.monotonic())):
-                logger.warning("no reader within %.0f s; replaying anyway", wait_for_consumers_s)
-                break
+    wait_for_consumers([*(c.outlet for c in cursors), markers_out], wait_for_consumers_s)
     # the shift is a whole multiple of align_s: windows land where the recording had them
     t0 = t_first + replay_shift(t_first, clock() + 0.05, align_s)
     mark_pos = 0

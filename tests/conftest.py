@@ -88,7 +88,7 @@ def lsl_env() -> dict[str, str]:
 
 
 def _simulated_cohort(tmp_path_factory: pytest.TempPathFactory, name: str, **cohort) -> Path:
-    from models.settings import load_config
+    from contract.settings import load_config
     from models.simulation.bids_writer import write_cohort
     from models.simulation.config import SimulationConfig
 
@@ -119,7 +119,7 @@ QUICK_TRAIN = REPO / "tests" / "data" / "train_quick.yaml"
 @pytest.fixture(scope="session")
 def quick_config():
     """A training configuration of a few epochs (a model that exists, not a good one)."""
-    from models.settings import load_config
+    from contract.settings import load_config
     from models.train_config import TrainConfig
 
     return load_config(TrainConfig, QUICK_TRAIN, name="train", environ={})

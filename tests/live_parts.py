@@ -282,7 +282,7 @@ def write_xdf(recording, path: Path, *, seconds: float | None = None, rename=Non
     import pylsl
 
     from models.io.xdf_writer import XdfWriter
-    from models.simulation.live import stream_info
+    from streamer.lsl.outlets import stream_info
 
     blocks = (recording.eeg, recording.nirs)
     with XdfWriter(path) as writer:

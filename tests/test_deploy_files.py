@@ -67,8 +67,8 @@ def test_each_compose_service_runs_a_valid_command_with_real_settings(service):
 def _load_with(service: str, environment: dict, config: str) -> None:
     """Load the service's configuration with its environment: unknown keys or bad values
     would be refused here exactly as in the container."""
+    from contract.settings import load_config
     from dashboard.config import DashboardConfig
-    from models.settings import load_config
     from streamer.config import MonitorConfig
 
     cls = {"monitor": MonitorConfig, "dashboard": DashboardConfig}[service]

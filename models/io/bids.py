@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import DatasetError, RecordingNotFoundError
+from contract.errors import DatasetError, RecordingNotFoundError
 from models.signals import Recording
 
 logger = logging.getLogger(__name__)

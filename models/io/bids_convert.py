@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import ChannelError, DatasetError, OutputError
+from contract.errors import ChannelError, DatasetError, OutputError
 from models.io.bids import GROUPS, RTMS_STATES
 from models.signals import Recording
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import ChannelError, SignalValueError, TooShortError
+from contract.errors import ChannelError, SignalValueError, TooShortError
 from models.signals import SignalBlock
 
 

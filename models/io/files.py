@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from models.errors import RecordingFormatError, RecordingNotFoundError
+from contract.errors import RecordingFormatError, RecordingNotFoundError
 from models.signals import Recording
 
 logger = logging.getLogger(__name__)

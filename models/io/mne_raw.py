@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import ChannelError
+from contract.errors import ChannelError
 from models.signals import Markers, NirsLayout, Recording, SignalBlock
 
 _NIRS_TYPES = {"fnirs_cw_amplitude": "intensity", "fnirs_od": "od", "hbo": "hb", "hbr": "hb"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from models.errors import OutputError
+from contract.errors import OutputError
 
 
 def write_tsv(path: Path, rows: list[dict[str, str]]) -> None:

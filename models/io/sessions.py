@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.errors import DatasetError
+from contract.errors import DatasetError
 from models.io.files import read_recording
 from models.signals import Recording
 

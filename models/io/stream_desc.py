@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import ChannelError
+from contract.errors import ChannelError
 from models.signals import NirsLayout
 
 CHANNEL_FIELDS = ("label", "unit", "type", "wavelength", "distance")

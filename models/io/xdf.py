@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import RecordingFormatError
+from contract.errors import RecordingFormatError
 from models.io.stream_desc import CHANNEL_FIELDS, SCORE_STREAM_TYPE, stream_layout
 from models.signals import Markers, Recording, SignalBlock
 

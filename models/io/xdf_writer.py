@@ -47,7 +47,7 @@ from typing import Self
 
 import numpy as np
 
-from models.errors import OutputError, RecordingFormatError
+from contract.errors import OutputError, RecordingFormatError
 
 MAGIC = b"XDF:"
 TAG_FILE_HEADER, TAG_STREAM_HEADER, TAG_SAMPLES = 1, 2, 3
@@ -128,7 +128,7 @@ class XdfWriter:
     Parameters
     ----------
     path
-        The new file; it must not exist yet (:class:`~models.errors.OutputError` if it does).
+        The new file; it must not exist yet (:class:`~contract.errors.OutputError` if it does).
     fsync
         Flush every chunk to disk before returning (survives power loss; slower).
     boundary_every_s, boundary_every_chunks

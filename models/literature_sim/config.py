@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from models.errors import ConfigError
+from contract.errors import ConfigError
 
 EEG_10_20: tuple[str, ...] = (
     "Fp1",

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.errors import ChannelError
+from contract.errors import ChannelError
 from models.literature_sim.config import LiteratureCohortConfig
 
 

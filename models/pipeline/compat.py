@@ -6,8 +6,8 @@ fNIRS pair order differ from what the model was trained on.
 
 from __future__ import annotations
 
+from contract.errors import BundleError
 from models.bundle import Bundle
-from models.errors import BundleError
 from models.pipeline.streams import StreamDescription
 from models.windows import nirs_out_names
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from models.context import CUE_KINDS, MAX_CUE_S, CueLog
+from contract.messages import CUES, PHASES
+from models.context import MAX_CUE_S, CueLog
 
-PHASES = ("unknown", "baseline", "rtms_train", "inter_train", "post")
-CUES = CUE_KINDS
+__all__ = ["CUES", "PHASES", "PhaseInfo", "PhaseTracker"]
 
 
 @dataclass(frozen=True)

@@ -177,18 +177,8 @@ class WindowPipeline:
         for role in SIGNAL_ROLES:
             self.buffers[role].mark_lost()
         self.markers_through = math.inf
-        out = []
-        while (k := self._next_index()) is not None:
-            nirs = self.buffers["nirs"]
-            if nirs.first_at_or_after(self.grid.point(k)) is None:
-                break  # past the end of the fNIRS: no more windows
-            window = self._try(k, None)
-            if window is None:
-                break
-            out.append(window)
-            self.seq += 1
-            self._k = k + 1
-        return out
+        # no clock: a window is released only if its data is in, so this stops at the end
+        return self.ready()
 
     def _next_index(self) -> int | None:
         if self._k is None:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.errors import ChannelError, TooShortError
+from contract.errors import ChannelError, TooShortError
 from models.io.stream_desc import StreamLayout
 from models.pipeline.pipeline import SIGNAL_ROLES, GatedWindow, WindowPipeline
 from models.pipeline.streams import Chunk, StreamDescription
-from models.signals import Recording, SignalBlock
+from models.signals import Markers, Recording, SignalBlock
 from models.windows import SignalParams
 
 CHUNK_S = 10.0
@@ -127,9 +127,7 @@ def recording_windows(
         pipeline.start(role, 1, description)
     if len(recording.markers):
         pipeline.start("markers", 1, None)
-        pipeline.feed(
-            Chunk("markers", 1, list(recording.markers.labels), recording.markers.times, 0.0)
-        )
+        pipeline.feed(marker_chunk(recording.markers))
     pipeline.markers_through = np.inf
     out: list[GatedWindow] = []
     for chunks in _steps(blocks, chunk_s):
@@ -138,6 +136,15 @@ def recording_windows(
         out.extend(pipeline.ready())
     out.extend(pipeline.finish())
     return out
+
+
+def marker_chunk(markers: Markers) -> Chunk:
+    """A recording's markers as one marker-stream chunk, in time order (ties keep the file's
+    order), as a live marker stream would have delivered them."""
+    order = np.argsort(np.asarray(markers.times, float), kind="stable")
+    return Chunk(
+        "markers", 1, [markers.labels[i] for i in order], np.asarray(markers.times)[order], 0.0
+    )
 
 
 def _steps(blocks: dict[str, SignalBlock], chunk_s: float) -> Iterator[list[Chunk]]:

@@ -7,10 +7,10 @@ from typing import Literal
 
 import numpy as np
 
+from contract.settings import InvalidSettingError, setting
 from models.preprocessing.filters import StatefulSos, bandpass_sos, notch_sos
 from models.preprocessing.guard import FiniteGuard, hold_last
 from models.preprocessing.resample import PolyphaseResampler, rational_ratio
-from models.settings import InvalidSettingError, setting
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import ChannelError
+from contract.errors import ChannelError
+from contract.settings import InvalidSettingError, setting
 from models.extinction import absorption_coefficients
 from models.preprocessing.filters import StatefulSos, bandpass_sos
 from models.preprocessing.guard import FiniteGuard
 from models.preprocessing.resample import PolyphaseResampler, rational_ratio
-from models.settings import InvalidSettingError, setting
 from models.signals import NirsLayout
 
 

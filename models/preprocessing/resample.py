@@ -8,7 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
-from models.errors import ChannelError
+from contract.errors import ChannelError
 
 
 def rational_ratio(
@@ -58,11 +58,6 @@ class PolyphaseResampler:
         self._history: np.ndarray | None = None
         self._n_in = 0
         self._n_out = 0
-
-    @property
-    def delay_samples_in(self) -> float:
-        """Group delay of the anti-aliasing filter, in input samples."""
-        return 10 * max(self.up, self.down) / self.up
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Resample ``x`` of shape ``(n_samples, n_channels)``; returns the new samples."""

@@ -176,7 +176,7 @@ def _write_participants(root: Path, subjects: list[SubjectParams]) -> None:
 def _write_ground_truth(
     root: Path, subjects: list[SubjectParams], rows: list[dict[str, str]], cfg: SimulationConfig
 ) -> None:
-    from models.settings import as_dict
+    from contract.settings import as_dict
 
     folder = root / "derivatives" / "simulation"
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from models.settings import InvalidSettingError, setting
+from contract.settings import InvalidSettingError, setting
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,6 @@ class SessionSimulator:
         self.nirs_distances = np.repeat([p.distance_m for p in nirs_pairs()], 2)
         self._second = 0
 
-    @property
-    def position_s(self) -> float:
-        """Seconds generated so far."""
-        return float(self._second)
-
     def next_seconds(self, seconds: int = 1) -> SimulatedChunk:
         """The next ``seconds`` whole seconds of the session."""
         eeg_parts, nirs_parts = [], []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,8 +84,3 @@ def draw_cohort(cfg: SimulationConfig) -> list[SubjectParams]:
     groups = ["MA"] * cfg.cohort.ma + ["HC"] * cfg.cohort.hc
     rng.shuffle(groups)
     return [draw_subject(f"{i + 1:02d}", g, rng, cfg) for i, g in enumerate(groups)]
-
-
-def with_severity(params: SubjectParams, severity: float) -> SubjectParams:
-    """The same subject with another latent severity."""
-    return replace(params, severity=severity)

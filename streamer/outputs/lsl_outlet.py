@@ -6,8 +6,8 @@ the window's end on the monitor's LSL clock, so scores line up with the data the
 
 from __future__ import annotations
 
+from contract.messages import SCORE_FORMAT
 from models.io.stream_desc import SCORE_STREAM_TYPE
-from streamer.schema import SCORE_FORMAT
 
 
 class ScoreOutlet:

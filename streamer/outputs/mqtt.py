@@ -16,11 +16,10 @@ import asyncio
 import logging
 import random
 import socket
-import ssl
 from collections import deque
 from dataclasses import dataclass
 
-from models.settings import read_secret
+from contract.messages import topic
 from streamer.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -37,24 +36,14 @@ class Outbound:
     qos: int
 
 
-def read_password(cfg: MqttConfig) -> str | None:
-    """The broker password from ``password`` or ``password_file`` (never logged)."""
-    return read_secret(
-        cfg.password,
-        cfg.password_file,
-        key="mqtt.password_file",
-        env_var="NEUROCLIP_MONITOR__MQTT__PASSWORD",
-    )
-
-
 class MqttPublisher:
     """Publish to one session's topics; an async context manager."""
 
     def __init__(self, cfg: MqttConfig, site: str, session: str, offline_status: bytes):
         self.cfg = cfg
-        self.prefix = f"{cfg.topic_root}/{site}/{session}"
+        self.site, self.session = site, session
         self._identifier = f"neuroclip-monitor-{site}-{session}"
-        self._password = read_password(cfg)
+        self._password = cfg.secret()
         self._offline = offline_status
         self._queue: deque[Outbound] = deque()
         self._retained: dict[str, bytes] = {}
@@ -70,7 +59,7 @@ class MqttPublisher:
 
     def topic(self, kind: str) -> str:
         """Full topic of ``kind`` (score, status, quality, event, summary)."""
-        return f"{self.prefix}/{kind}"
+        return topic(self.cfg.topic_root, self.site, self.session, kind)
 
     async def __aenter__(self) -> MqttPublisher:
         self._task = asyncio.create_task(self._run(), name="neuroclip-mqtt")
@@ -140,10 +129,7 @@ class MqttPublisher:
         if self.cfg.username is not None:
             kwargs["username"] = self.cfg.username
             kwargs["password"] = self._password
-        if self.cfg.tls:
-            context = ssl.create_default_context(
-                cafile=str(self.cfg.ca_file) if self.cfg.ca_file else None
-            )
+        if (context := self.cfg.tls_context()) is not None:
             kwargs["tls_context"] = context
         return kwargs
 

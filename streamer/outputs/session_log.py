@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from models.errors import OutputError
+from contract.errors import OutputError
 
 logger = logging.getLogger(__name__)
 

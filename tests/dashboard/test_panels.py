@@ -7,12 +7,12 @@ import base64
 import pytest
 from flask import Flask
 
+from contract.errors import ConfigError
+from contract.settings import load_config
 from dashboard import panels
 from dashboard.auth import require_basic_auth
 from dashboard.config import DashboardConfig
 from dashboard.feed import FeedSnapshot
-from models.errors import ConfigError
-from models.settings import load_config
 from neuroclip.broker_url import broker_overrides
 from tests.conftest import REPO
 

@@ -6,9 +6,9 @@ import json
 
 import jsonschema
 
+from contract.messages import SCORE_SCHEMA
 from dashboard.history import ScoreHistory, ScorePoint
 from dashboard.store import SnapshotStore
-from streamer.schema import SCORE_SCHEMA
 
 
 def _score(seq: int, usable: bool = True) -> dict:

@@ -46,8 +46,13 @@ FAULTS = [
 SIMULATED_S = 135.0
 
 
+NIRS_PERIOD_S = 0.1
+
+
 def _overlaps(span: tuple[float, float], start: float, end: float) -> bool:
-    return span[0] < end and span[1] > start
+    """Whether a window ``(t_end - W, t_end]`` holds a sample of ``[start, end)``: its
+    first fNIRS sample comes one period after its start, its last is at its end."""
+    return span[0] + NIRS_PERIOD_S < end and span[1] >= start
 
 
 def _inside(span: tuple[float, float], start: float, end: float) -> bool:
@@ -87,8 +92,9 @@ def test_bad_samples_and_channels_are_flagged_and_never_published_as_nan(tmp_pat
     quality = {m["seq"]: m for m in sub.of("quality")}
     assert contiguous([m["seq"] for m in scores]), "scores skipped or repeated"
     assert len(scores) >= 100, len(scores)
-    first = scores[0]["window"]
-    t_start = first["end"] - WARMUP_S - (first["end"] - first["start"])
+    # the protocol's first marker, "rest", is stamped at the simulator's first sample
+    first_marker = next(m for m in sub.of("event") if m["label"] == "rest")
+    t_start = first_marker["time"]
 
     def windows(predicate) -> list[dict]:
         return [m for m in scores if predicate(window_times(m, t_start))]
@@ -98,7 +104,7 @@ def test_bad_samples_and_channels_are_flagged_and_never_published_as_nan(tmp_pat
         hit = windows(lambda span, a=start, b=end: _overlaps(span, a, b))
         assert len(hit) >= 8, (start, len(hit))
         assert all("nonfinite" in m["quality"]["reasons"] for m in hit), [
-            m["quality"]["reasons"] for m in hit
+            (window_times(m, t_start), m["quality"]["reasons"]) for m in hit
         ]
         assert all(m["score"] is None and m["interval"] is None for m in hit)
     # a flat and a railing EEG channel: named in every window that lies inside the fault

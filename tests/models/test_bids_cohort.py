@@ -7,7 +7,7 @@ import csv
 import mne_bids
 import pytest
 
-from models.errors import OutputError
+from contract.errors import OutputError
 from models.io import BidsDataset
 from models.simulation.bids_writer import write_cohort
 from models.simulation.config import SimulationConfig

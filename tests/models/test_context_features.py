@@ -8,12 +8,14 @@ import pytest
 from models.context import CueLog, cue_occupancy, cue_regressors, typical_cue_s
 from models.features import feature_names, window_features
 from models.handcrafted import HandcraftedModel, LabelledWindows
+from models.pipeline.recording import marker_chunk
 from models.session_estimate import (
     SessionCalibration,
     estimate,
     expected_calibration_error,
     fit_session_calibration,
 )
+from models.signals import Markers
 
 
 def test_cue_log_closes_cues_on_the_next_marker_and_caps_open_ones():
@@ -28,10 +30,13 @@ def test_cue_log_closes_cues_on_the_next_marker_and_caps_open_ones():
 def test_cue_log_is_the_same_from_a_file_and_live():
     times = np.array([5.0, 0.0, 30.0])
     labels = ("cue/drug", "rest", "rest")
-    live = CueLog()
+    live, from_file = CueLog(), CueLog()
     for t, lab in sorted(zip(times, labels, strict=True)):
         live.add(lab, t)
-    assert CueLog.from_markers(times, labels).spans() == live.spans() == [(5.0, 25.0, "drug")]
+    chunk = marker_chunk(Markers(times, labels))  # a file's markers, as the pipeline gets them
+    for lab, t in zip(chunk.data, chunk.stamps, strict=True):
+        from_file.add(lab, float(t))
+    assert from_file.spans() == live.spans() == [(5.0, 25.0, "drug")]
 
 
 def test_regressors_follow_the_haemodynamic_response():

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.errors import ConfigError, OutputError
 from models.dataset import load_windows
-from models.errors import ConfigError, OutputError
 from models.io import BidsDataset
 from models.literature_sim import LiteratureCohortConfig, write_literature_cohort
 from models.literature_sim.design import DRUG, NEUTRAL, REST, cue_timeline

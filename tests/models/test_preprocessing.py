@@ -115,8 +115,8 @@ def test_finite_guard_holds_last_value():
 
 
 def test_params_cross_checks_refuse_impossible_bands():
-    from models.errors import ConfigError
-    from models.settings import load_config
+    from contract.errors import ConfigError
+    from contract.settings import load_config
 
     with pytest.raises(ConfigError, match="h_freq"):
         load_config(EegParams, None, name="eeg", environ={}, overrides={"h_freq": 80.0})

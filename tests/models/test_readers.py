@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from models.errors import (
+from contract.errors import (
     ChannelError,
     DatasetError,
     RecordingFormatError,

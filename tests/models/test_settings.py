@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import ConfigError
-from models.settings import load_config
+from contract.errors import ConfigError
+from contract.settings import load_config
 from models.simulation.config import SimulationConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

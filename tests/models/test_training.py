@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from contract.errors import BundleError, DatasetError
 from models.bundle import BundleScorer, load_bundle
-from models.errors import BundleError, DatasetError
 from models.evaluation import model_metrics
 from models.export import parity
 from models.folds import subject_folds
@@ -101,7 +101,7 @@ def test_folds_and_bad_datasets(train_windows):
 
 
 def _quick():
-    from models.settings import load_config
+    from contract.settings import load_config
     from models.train_config import TrainConfig
     from tests.conftest import QUICK_TRAIN
 
@@ -152,7 +152,7 @@ def test_a_model_that_can_only_give_a_constant_stops_with_a_clear_error(
 ):
     from dataclasses import replace
 
-    from models.errors import TrainingFailedError
+    from contract.errors import TrainingFailedError
 
     blank = train_windows.take(np.arange(len(train_windows)))
     blank.features = np.zeros_like(blank.features)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import pyxdf
 
-from models.errors import OutputError, RecordingFormatError
+from contract.errors import OutputError, RecordingFormatError
 from models.io.xdf_writer import (
     BOUNDARY_UUID,
     TAG_BOUNDARY,

@@ -10,12 +10,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from models.errors import ConfigError
-from models.settings import load_config
+from contract.errors import ConfigError
+from contract.messages import SCORE_SCHEMA
+from contract.settings import load_config
 from streamer.config import MonitorConfig, MqttConfig
 from streamer.outputs.mqtt import MqttPublisher
 from streamer.outputs.session_log import SessionLog
-from streamer.schema import SCORE_SCHEMA
 from tests.conftest import REPO
 from tests.live_parts import free_port
 

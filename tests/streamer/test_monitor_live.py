@@ -14,7 +14,7 @@ import time
 import jsonschema
 import pytest
 
-from streamer.schema import SCORE_SCHEMA
+from contract.messages import SCORE_SCHEMA
 from tests.live_parts import (
     Subscriber,
     monitor_config,

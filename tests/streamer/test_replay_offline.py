@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from models.errors import OutputError
+from contract.errors import OutputError
 from models.io.bids import BidsDataset
 from tests.conftest import REPO
 from tests.live_parts import monitor_config, read_log, start_monitor, stop, unique, write_xdf

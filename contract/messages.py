@@ -1,7 +1,11 @@
-"""The score message, ``neuroclip.score/1``: one schema for MQTT, LSL, the log and the dashboard.
+"""The message contract: topics, ids, message kinds and the score schema, in one place.
 
+The monitor publishes and the dashboard (or any researcher's subscriber) reads
+``<topic_root>/<site>/<session>/<kind>``, with ``kind`` one of :data:`KINDS` and a JSON
+payload whose ``schema`` field names its format (:data:`FORMATS`). Site and session ids are
+plain tokens (:func:`valid_id`), since they become topic levels and file names.
 :data:`SCORE_SCHEMA` is a JSON Schema (draft 2020-12) that consumers can validate against;
-:func:`score_message` builds a message from a scheduled window and its scores. Nothing that
+``streamer/messages.py`` builds the messages. Nothing that
 identifies a person goes in: the session id is pseudonymous, and no raw signal is included.
 Numbers that do not exist (the score of an unusable window) are ``null``, never NaN.
 
@@ -18,15 +22,62 @@ delivery time). Windows emitted by the timer (data late or lost) have ``ingest``
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-from models.pipeline.phase import CUES, PHASES
+TOPIC_ROOT = "neuroclip/v1"
+"""The default topic root; sites may choose another (:func:`check_topic_root`)."""
+PHASES = ("unknown", "baseline", "rtms_train", "inter_train", "post")
+"""Treatment phases, from the marker stream (see ``models/pipeline/phase.py``)."""
+CUES = ("drug", "neutral")
+"""Cue kinds, from ``cue/drug`` and ``cue/neutral`` markers."""
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ID_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+_ID = re.compile(ID_PATTERN)
 
 SCORE_FORMAT = "neuroclip.score/1"
 STATUS_FORMAT = "neuroclip.status/1"
 QUALITY_FORMAT = "neuroclip.quality/1"
 EVENT_FORMAT = "neuroclip.event/1"
 SUMMARY_FORMAT = "neuroclip.summary/1"
+FORMATS = {
+    "score": SCORE_FORMAT,
+    "status": STATUS_FORMAT,
+    "quality": QUALITY_FORMAT,
+    "event": EVENT_FORMAT,
+    "summary": SUMMARY_FORMAT,
+}
+"""The payload format of each topic kind."""
+KINDS = tuple(FORMATS)
+RETAINED_KINDS = ("status", "summary")
+"""Kinds published retained: a subscriber that comes later still gets the latest."""
+
+
+def valid_id(value: str) -> bool:
+    """Whether ``value`` may be a site or session id (:data:`ID_RULE`)."""
+    return bool(_ID.match(value))
+
+
+def valid_topic_root(root: str) -> bool:
+    """A topic root is a plain topic: no wildcards, no leading or trailing ``/``."""
+    return bool(root) and not any(c in root for c in "#+") and root[0] != "/" and root[-1] != "/"
+
+
+def topic(root: str, site: str, session: str, kind: str) -> str:
+    """The topic of one kind of message of one session."""
+    return f"{root}/{site}/{session}/{kind}"
+
+
+def parse_topic(root: str, name: str) -> tuple[str, str, str] | None:
+    """``(site, session, kind)`` of a topic under ``root``, or ``None`` for anything else."""
+    parts, prefix = name.split("/"), root.split("/")
+    if len(parts) != len(prefix) + 3 or parts[: len(prefix)] != prefix:
+        return None
+    site, session, kind = parts[len(prefix) :]
+    if kind not in KINDS or not valid_id(site) or not valid_id(session):
+        return None
+    return site, session, kind
+
 
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _PROB_OR_NULL = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
@@ -59,15 +110,16 @@ SCORE_SCHEMA: dict[str, Any] = {
     ],
     "properties": {
         "schema": {"const": SCORE_FORMAT},
-        "site": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
-        "session": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+        "site": {"type": "string", "pattern": ID_PATTERN},
+        "session": {"type": "string", "pattern": ID_PATTERN},
         "seq": {"type": "integer", "minimum": 0},
         "window": {
             "type": "object",
             "additionalProperties": False,
             "required": ["start", "end"],
             "properties": {"start": {"type": "number"}, "end": {"type": "number"}},
-            "description": "[start, end) on the monitor's LSL clock, in seconds",
+            "description": "(start, end] on the monitor's LSL clock, in seconds: end is the "
+            "timestamp of the window's last fNIRS sample, start is end minus the window length",
         },
         "usable": {"type": "boolean"},
         "score": {**_PROB_OR_NULL, "description": "calibrated P(MA-like); null if unusable"},

@@ -21,19 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import NeuroclipError
+from contract.errors import NeuroclipError
 from models.io.stream_desc import channels_from_xml, stream_layout
 from models.pipeline.streams import Chunk, StreamDescription
 from streamer.config import StreamMatch
 from streamer.errors import StreamNotFoundError
 from streamer.health import StreamHealth
+from streamer.lsl.resolve import open_inlet
 
 logger = logging.getLogger(__name__)
 
 _PULL_TIMEOUT_S = 0.05
 _MARKER_PULL_TIMEOUT_S = 0.005
 """Markers are pulled often: a window waits for the marker stream to be read past its end."""
-_RESOLVE_STEP_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -140,22 +140,17 @@ class LslReader:
     def _run(self) -> None:
         import pylsl
         from pylsl.util import LostError
-        from pylsl.util import TimeoutError as LslTimeoutError
 
         segment = 0
         while not self._stop.is_set():
-            infos = pylsl.resolve_bypred(self.match.predicate(), 1, _RESOLVE_STEP_S)
-            if not infos:
-                continue
+            opened = open_inlet(
+                self.match.predicate(), self.role, self._stop, max_buflen=self._max_buffered
+            )
+            if opened is None:
+                return
+            inlet, info = opened
             try:
-                inlet = pylsl.StreamInlet(
-                    infos[0], max_buflen=self._max_buffered, recover=False, as_numpy=True
-                )
-                inlet.open_stream(timeout=5.0)
-                description = _describe(inlet.info(timeout=5.0), self.role)
-            except (LostError, LslTimeoutError) as exc:
-                logger.warning("%s stream found but could not be opened: %s", self.role, exc)
-                continue
+                description = _describe(info, self.role)
             except NeuroclipError as exc:  # a layout the contract refuses: fatal, reported
                 self.error = exc
                 self._connected.set()

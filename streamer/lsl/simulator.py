@@ -25,6 +25,7 @@ from models.simulation.config import SimulationConfig
 from models.simulation.montage import NIRS_WAVELENGTHS, nirs_pairs
 from models.simulation.session import SessionSimulator
 from models.simulation.subject import draw_subject
+from streamer.lsl.outlets import marker_outlet, stream_info, wait_for_consumers
 
 logger = logging.getLogger(__name__)
 
@@ -36,22 +37,6 @@ class StreamTotals:
     eeg_samples: int = 0
     nirs_samples: int = 0
     markers: int = 0
-
-
-def stream_info(
-    pylsl, name: str, stype: str, sfreq: float, source_id: str, channels: list[dict[str, str]]
-):
-    """A float32 StreamInfo whose desc lists ``channels`` plus the ``counter`` channel."""
-    info = pylsl.StreamInfo(name, stype, len(channels) + 1, sfreq, pylsl.cf_float32, source_id)
-    chans = info.desc().append_child("channels")
-    for fields in [*channels, {"label": "counter", "unit": "samples", "type": "MISC"}]:
-        ch = chans.append_child("channel")
-        for key, value in fields.items():
-            ch.append_child_value(key, value)
-    info.desc().append_child("acquisition").append_child_value(
-        "manufacturer", "NeuroCLIP simulator"
-    )
-    return info
 
 
 def _eeg_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...]):
@@ -101,24 +86,9 @@ def stream_live(
     nirs_out = pylsl.StreamOutlet(
         _nirs_info(pylsl, cfg, sim.nirs_channels, sim.nirs_distances), 5, 360
     )
-    marker_info = pylsl.StreamInfo(
-        live.markers_name,
-        "Markers",
-        1,
-        pylsl.IRREGULAR_RATE,
-        pylsl.cf_string,
-        f"{live.source_prefix}-markers",
-    )
-    marker_out = pylsl.StreamOutlet(marker_info)
+    marker_out = marker_outlet(pylsl, live.markers_name, f"{live.source_prefix}-markers")
     totals = StreamTotals()
-    if live.wait_for_consumer_s > 0:
-        deadline = time.monotonic() + live.wait_for_consumer_s
-        for outlet in (eeg_out, nirs_out, marker_out):
-            if not outlet.wait_for_consumers(max(0.0, deadline - time.monotonic())):
-                logger.warning(
-                    "no reader connected within %.0f s; streaming anyway", live.wait_for_consumer_s
-                )
-                break
+    wait_for_consumers([eeg_out, nirs_out, marker_out], live.wait_for_consumer_s)
     if on_start:
         on_start(
             f"streaming {live.eeg_name} (EEG {cfg.eeg_sfreq:g} Hz), {live.nirs_name} "

@@ -5,7 +5,7 @@ A configuration schema is a frozen dataclass whose fields are declared with
 ``configs/`` restate them for people to edit. :func:`load_config` merges, in order of
 increasing precedence, the defaults, one YAML file, ``NEUROCLIP_<NAME>__<KEY>__<SUBKEY>``
 environment variables and explicit overrides (the CLI's flags), then checks every value
-against its type and bounds. The first wrong value raises :class:`~models.errors.ConfigError`
+against its type and bounds. The first wrong value raises :class:`~contract.errors.ConfigError`
 naming the key, what is allowed, what was found and where it came from, before anything
 starts.
 
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from models.errors import ConfigError
+from contract.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -1,0 +1,62 @@
+"""LSL outlets as an acquisition system offers them: signal streams with channel metadata
+and a ``counter`` channel, and a string marker stream. Used by the replay and the simulator.
+
+A signal outlet carries float32 samples whose last channel, ``counter``, is the sample index
+since the stream started (exact in float32 up to 2**24 samples), so a reader can prove that
+nothing was lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+logger = logging.getLogger(__name__)
+
+
+def stream_info(
+    pylsl, name: str, stype: str, sfreq: float, source_id: str, channels: list[dict[str, str]]
+):
+    """A float32 StreamInfo whose desc lists ``channels`` plus the ``counter`` channel."""
+    info = pylsl.StreamInfo(name, stype, len(channels) + 1, sfreq, pylsl.cf_float32, source_id)
+    chans = info.desc().append_child("channels")
+    for fields in [*channels, {"label": "counter", "unit": "samples", "type": "MISC"}]:
+        ch = chans.append_child("channel")
+        for key, value in fields.items():
+            ch.append_child_value(key, value)
+    info.desc().append_child("acquisition").append_child_value(
+        "manufacturer", "NeuroCLIP simulator"
+    )
+    return info
+
+
+def signal_outlet(
+    pylsl,
+    name: str,
+    stype: str,
+    sfreq: float,
+    source_id: str,
+    channels: list[dict[str, str]],
+    max_buffered_s: int = 360,
+):
+    """A signal outlet (see :func:`stream_info`) sending chunks of about 0.1 s."""
+    info = stream_info(pylsl, name, stype, sfreq, source_id, channels)
+    return pylsl.StreamOutlet(info, max(1, round(sfreq / 10)), max_buffered_s)
+
+
+def marker_outlet(pylsl, name: str, source_id: str):
+    """An irregular string outlet of one channel, for event markers."""
+    info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, source_id)
+    return pylsl.StreamOutlet(info)
+
+
+def wait_for_consumers(outlets: list, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` in all for a reader on every outlet; warn if one has none."""
+    if timeout_s <= 0:
+        return True
+    deadline = time.monotonic() + timeout_s
+    for outlet in outlets:
+        if not outlet.wait_for_consumers(max(0.0, deadline - time.monotonic())):
+            logger.warning("no reader connected within %.0f s; sending anyway", timeout_s)
+            return False
+    return True
