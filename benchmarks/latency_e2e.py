@@ -8,7 +8,7 @@ and one independent subscriber process that stamps every score's arrival on the 
 
 For each score, the latency is its arrival time minus the push time of the chunk that held
 the window's last sample (the later of EEG and fNIRS), and its *age* is its arrival time
-minus the window's end (the timestamp of its last fNIRS sample): how old the newest data
+minus the window's end (where its last fNIRS sample's period ends): how old the newest data
 behind a score is when a subscriber gets it, pushing granularity included. The monitor's
 own per-stage figures (``latency_ms`` in each message) are summarised beside it, and each
 monitor's CPU use is read from /proc at the end.
@@ -253,11 +253,10 @@ def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
     for row in rows:
         s = int(row["session"][1:])
         push = 0.0
-        # a window ends at its last fNIRS sample (models/pipeline/grid.py) and takes the EEG
-        # up to the same instant
+        # a window ends where its last fNIRS sample's period ends (models/pipeline/grid.py)
         ages.append(1000 * (row["arrival"] - row["end"]))
         for m, rate in (("eeg", 500.0), ("nirs", 10.0)):
-            last = round((row["end"] - starts[s]) * rate)
+            last = round((row["end"] - starts[s]) * rate) - 1
             log = pushes[f"{m}_{s}"]
             k = int(np.searchsorted(log[:, 0], last))
             push = max(push, log[min(k, len(log) - 1), 1])

@@ -9,14 +9,15 @@ plain tokens (:func:`valid_id`), since they become topic levels and file names.
 identifies a person goes in: the session id is pseudonymous, and no raw signal is included.
 Numbers that do not exist (the score of an unusable window) are ``null``, never NaN.
 
-Stage latencies (``latency_ms``): ``ingest`` from the LSL timestamp of the window's last
-sample until the event loop takes its chunk (transport, the reader thread and the hand-off);
-``preprocess`` the chain on that chunk, cutting and gating the window and the wait for the
-scorer; ``inference`` the ONNX Runtime call through its executor; ``total`` from that last
-sample's timestamp to the message being built; ``publish`` the time the *previous* message
-took to reach the log, the LSL outlet and the MQTT client (a message cannot carry its own
-delivery time). Windows emitted by the timer (data late or lost) have ``ingest`` and
-``total`` null.
+Stage latencies (``latency_ms``), counted from the window's end (the end of its last fNIRS
+sample's period, on the monitor's corrected LSL clock): ``ingest`` until the event loop took
+the chunk that completed the window (the device's own delay, transport, the reader thread,
+the hand-off, and any wait for the marker stream); ``preprocess`` the chain on that chunk,
+cutting and gating the window and the wait for the scorer; ``inference`` the ONNX Runtime
+call through its executor; ``total`` from the window's end to the message being built (the
+score's age as it leaves); ``publish`` the time the *previous* message took to reach the
+log, the LSL outlet and the MQTT client (a message cannot carry its own delivery time).
+Windows emitted by the timer (data late or lost) have ``ingest`` and ``total`` null.
 """
 
 from __future__ import annotations
@@ -118,8 +119,8 @@ SCORE_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["start", "end"],
             "properties": {"start": {"type": "number"}, "end": {"type": "number"}},
-            "description": "(start, end] on the monitor's LSL clock, in seconds: end is the "
-            "timestamp of the window's last fNIRS sample, start is end minus the window length",
+            "description": "[start, end) on the monitor's LSL clock, in seconds: end is where "
+            "the period of the window's last fNIRS sample ends",
         },
         "usable": {"type": "boolean"},
         "score": {**_PROB_OR_NULL, "description": "calibrated P(MA-like); null if unusable"},

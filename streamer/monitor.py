@@ -233,7 +233,7 @@ class Monitor:
         role = event.role
         if isinstance(event, MarkersRead):
             self.pipeline.markers_seen(event.received)
-            self._poll()
+            self._poll(self.clock())
             return
         if isinstance(event, SegmentStart):
             if role != "markers":
@@ -260,26 +260,20 @@ class Monitor:
         received_at = self.clock()
         started = time.perf_counter()
         self.pipeline.feed(event)
-        # the newest sample on the corrected clock, the one windows are cut on
-        last_sample = float(event.stamps[-1]) + buffer.clock_correction_s
-        self._poll(last_sample, 1000 * (received_at - last_sample), started)
+        self._poll(received_at, started)
 
-    def _poll(
-        self, last_sample: float | None = None, ingest_ms: float = 0.0, started: float = 0.0
-    ) -> None:
-        """Queue every due window with the latency it has gathered so far.
+    def _poll(self, received_at: float | None = None, started: float | None = None) -> None:
+        """Queue every window the pipeline releases, with the latency it has so far.
 
-        ``last_sample`` is the timestamp of the newest sample of the chunk that completed the
-        windows (``None`` when the timer releases them).
+        ``received_at`` is when the chunk (data or a marker read) that completed the windows
+        was taken; ``None`` when the timer releases overdue windows, which have no ingest.
+        Latencies count from the window's end (the end of its last fNIRS sample's period),
+        on the streams' corrected clock.
         """
         for window in self.pipeline.ready(self.clock()):
-            stages: dict[str, float] = {}
-            if last_sample is not None:
-                stages["ingest"] = ingest_ms
-                stages["last_sample"] = last_sample
-                stages["since"] = started
-            else:
-                stages["since"] = time.perf_counter()
+            stages: dict[str, float] = {"since": started or time.perf_counter()}
+            if received_at is not None:
+                stages["ingest"] = 1000 * (received_at - window.t_end)
             self._windows.put_nowait((window, stages))
 
     def _clock_jump(self, role: str, jump: ClockJump) -> None:
@@ -309,7 +303,6 @@ class Monitor:
             if item is None:
                 raise self._fatal
             window, stages = item
-            last_sample = stages.pop("last_sample", None)
             stages["preprocess"] = 1000 * (time.perf_counter() - stages.pop("since"))
             scores = None
             if window.usable:
@@ -318,8 +311,8 @@ class Monitor:
                 )
                 self.smoother.add(float(scores.probability[0]))
             stages["publish"] = self._publish_ms
-            if last_sample is not None:
-                stages["total"] = 1000 * (self.clock() - last_sample)
+            if "ingest" in stages:
+                stages["total"] = 1000 * (self.clock() - window.t_end)
             # once a score goes out it also reaches the log and the counts: a stop (Ctrl-C,
             # --duration) waits for the window in flight instead of cutting it in half
             self._in_flight = asyncio.ensure_future(self._publish(window, scores, stages))

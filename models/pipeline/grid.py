@@ -5,13 +5,16 @@ Every edge rule of the project lives here and in the buffer's searches it names:
 1. **Grid points** lie at whole multiples of the hop in LSL time, ``g_k = k * hop_s``: not
    where a run happened to start, so a monitor, a recorder started beside it and an offline
    scoring of that recording put their windows on the same instants.
-2. **The window ends at the slow stream's sample.** Window ``k`` ends at ``t_end``, the
-   timestamp of the first fNIRS sample stamped at or after ``g_k``; that sample is the
-   window's last fNIRS sample. So a window is complete the moment that sample arrives (with
-   the EEG up to it), never waiting for the next one.
+2. **The window ends with a fNIRS sample.** A sample stamped ``t`` covers ``[t, t + 1/rate)``.
+   Window ``k``'s last fNIRS sample is the first one whose period reaches ``g_k`` (stamped
+   at or after ``g_k - 1/rate``), and the window ends where that sample's period ends:
+   ``t_end = t_last + 1/rate``, in ``[g_k, g_k + 1/rate)``; ``t_end = g_k`` exactly for a
+   stream whose samples fall on the grid. Whether a sample ends a window is decided from its
+   own timestamp, so a window is complete the moment its last fNIRS sample arrives (with the
+   EEG up to it), never waiting for the next one; the window is ``[t_end - window_s, t_end)``.
 3. **EEG up to the same instant.** The window's last EEG sample is the last one stamped at or
-   before ``t_end + 0.5 / eeg_rate`` (the EEG sample nearest the fNIRS one; a tie goes to
-   the later). It is known to be complete once the next EEG sample, one period after the
+   before ``t_end - 0.5 / eeg_rate`` (the EEG samples whose periods end by ``t_end``, up to
+   half a period). It is known to be complete once the next EEG sample, one period after the
    newest, would fall after that.
 4. **Lengths in samples.** Each stream contributes ``round(window_s * rate)`` raw samples
    ending at its last sample, and the model-rate samples the causal resampler computed from
@@ -61,9 +64,15 @@ class WindowGrid:
         earliest = streams_start + self.warmup_s + self.window_s
         return math.ceil((earliest - EDGE_TOLERANCE_S) / self.hop_s)
 
-    def eeg_end(self, t_end: float, eeg_rate: float) -> float:
-        """The latest EEG timestamp a window ending at fNIRS sample time ``t_end`` takes."""
-        return t_end + 0.5 / eeg_rate
+    @staticmethod
+    def last_stamp_from(grid_end: float, nirs_rate: float) -> float:
+        """The earliest timestamp of a fNIRS sample whose period reaches ``grid_end``."""
+        return grid_end - 1.0 / nirs_rate
+
+    @staticmethod
+    def last_stamp_before(t_end: float, eeg_rate: float) -> float:
+        """The latest EEG timestamp a window ending at ``t_end`` takes."""
+        return t_end - 0.5 / eeg_rate
 
 
 def replay_shift(first_stamp: float, start_at: float, align_s: float = REPLAY_ALIGN_S) -> float:

@@ -198,14 +198,16 @@ class WindowPipeline:
         t_end = grid_end
         if nirs.started_after(grid_end - self.window_s):
             reasons.append("nirs_restart")
-        elif (j := nirs.first_at_or_after(grid_end)) is not None:
-            last["nirs"], t_end = j, nirs.stamp(j)
+        elif (
+            j := nirs.first_at_or_after(self.grid.last_stamp_from(grid_end, nirs.sfreq))
+        ) is not None:
+            last["nirs"], t_end = j, nirs.stamp(j) + 1.0 / nirs.sfreq
         elif late:
             reasons.append("nirs_lost" if nirs.lost else "nirs_late")
         else:
             return None
         t_begin = t_end - self.window_s
-        eeg_end = self.grid.eeg_end(t_end, eeg.sfreq) if eeg.description else t_end
+        eeg_end = self.grid.last_stamp_before(t_end, eeg.sfreq) if eeg.description else t_end
         if eeg.started_after(t_begin):
             reasons.append("eeg_restart")
         elif eeg.complete_through(eeg_end) and (i := eeg.last_at_or_before(eeg_end)) is not None:
@@ -244,7 +246,7 @@ class WindowPipeline:
         tolerance = max(2.0 * period, 0.02)
         span = (round(self.window_s * rate) - 1) * period
         return (
-            abs(cut.last_stamp - t_end) > tolerance
+            abs(cut.last_stamp + period - t_end) > tolerance
             or abs(cut.last_stamp - cut.first_stamp - span) > tolerance
         )
 

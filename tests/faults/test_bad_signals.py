@@ -46,13 +46,8 @@ FAULTS = [
 SIMULATED_S = 135.0
 
 
-NIRS_PERIOD_S = 0.1
-
-
 def _overlaps(span: tuple[float, float], start: float, end: float) -> bool:
-    """Whether a window ``(t_end - W, t_end]`` holds a sample of ``[start, end)``: its
-    first fNIRS sample comes one period after its start, its last is at its end."""
-    return span[0] + NIRS_PERIOD_S < end and span[1] >= start
+    return span[0] < end and span[1] > start
 
 
 def _inside(span: tuple[float, float], start: float, end: float) -> bool:

@@ -127,7 +127,8 @@ def test_any_chunking_and_jitter_give_the_windows_of_one_call(eeg_rate, nirs_rat
     assert_same(live(recording, params, seed=1), reference)
     assert_same(live(recording, params, seed=2), reference)
     assert_same(offline(recording, params, chunk_s=3.7), reference)
-    # the grid is in LSL time: every end is the first fNIRS sample at or after k * hop
+    # the grid is in LSL time: every window ends with the first fNIRS sample whose period
+    # reaches k * hop, where that period ends
     for w in reference:
         k = round(w.t_end / params.windows.hop_s)
         assert 0 <= w.t_end - k * params.windows.hop_s < 1 / nirs_rate + 1e-9
@@ -187,12 +188,14 @@ def test_a_window_is_released_by_its_last_fnirs_sample_not_the_next_one():
     pipeline.start("nirs", 1, describe_block(nirs, "nirs"))
     first = pipeline.grid.first_index(max(eeg.times[0], nirs.times[0]))
     grid_end = pipeline.grid.point(first)
-    j = int(np.searchsorted(nirs.times, grid_end - 1e-6))  # the window's last fNIRS sample
-    i = int(np.searchsorted(eeg.times, nirs.times[j] + 0.5 / eeg.sfreq, side="right"))
+    # the window's last fNIRS sample: the first whose period reaches the grid point
+    j = int(np.searchsorted(nirs.times, grid_end - 1 / nirs.sfreq - 1e-6))
+    t_end = nirs.times[j] + 1 / nirs.sfreq
+    i = int(np.searchsorted(eeg.times, t_end - 0.5 / eeg.sfreq, side="right"))
     pipeline.feed(Chunk("eeg", 1, eeg.data[:i], eeg.times[:i], float(eeg.times[i - 1])))
     pipeline.feed(Chunk("nirs", 1, nirs.data[:j], nirs.times[:j], float(nirs.times[j - 1])))
     assert pipeline.ready(float(nirs.times[j - 1])) == []
     t = float(nirs.times[j])
     pipeline.feed(Chunk("nirs", 1, nirs.data[j : j + 1], nirs.times[j : j + 1], t))
-    (window,) = pipeline.ready(t)
-    assert window.t_end == nirs.times[j]
+    (window,) = pipeline.ready(t)  # no later sample of either stream was needed
+    assert window.t_end == pytest.approx(t_end, abs=1e-9)
