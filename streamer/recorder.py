@@ -58,7 +58,7 @@ from models.io.stream_desc import SCORE_STREAM_TYPE
 from models.io.xdf_writer import XdfWriter
 from streamer.config import MonitorConfig, StreamMatch
 from streamer.errors import StreamNotFoundError
-from streamer.lsl.resolve import open_inlet
+from streamer.lsl.resolve import on_this_machine, open_inlet
 from streamer.outputs.lsl_outlet import ScoreOutlet
 
 logger = logging.getLogger(__name__)
@@ -342,6 +342,7 @@ class _StreamThread(threading.Thread):
         self.reconnects = 0
         self._stream_id: int | None = None
         self._layout: tuple[int, str] | None = None
+        self._hostname = ""
 
     # -------------------------------------------------------------- thread body
 
@@ -382,6 +383,7 @@ class _StreamThread(threading.Thread):
         if not self._wait_ready():
             inlet.close_stream()
             return
+        self._hostname = info.hostname()
         self._declare(info, again=False)
         if late:
             logger.info("now also recording %s", self.summary)
@@ -400,6 +402,7 @@ class _StreamThread(threading.Thread):
             if opened is None:
                 return
             inlet, info = opened
+            self._hostname = info.hostname()
             self._declare(info, again=True)
             self.reconnects += 1
             logger.warning(
@@ -489,7 +492,11 @@ class _StreamThread(threading.Thread):
     def _clock_offset(self, inlet: pylsl.StreamInlet) -> None:
         """Write ``time_correction()`` as a ClockOffset chunk; LostError propagates."""
         try:
-            offset = inlet.time_correction(timeout=_TIME_CORRECTION_TIMEOUT_S)
+            offset = (
+                0.0
+                if on_this_machine(self._hostname)
+                else inlet.time_correction(timeout=_TIME_CORRECTION_TIMEOUT_S)
+            )
         except LslTimeoutError:
             logger.warning(
                 "%s: time_correction timed out; no clock offset this time", self.target.label

@@ -50,8 +50,14 @@ def marker_outlet(pylsl, name: str, source_id: str):
     return pylsl.StreamOutlet(info)
 
 
+SETTLE_S = 0.5
+"""After the first reader connects, readers that were already looking (a monitor and a
+recorder side by side) get this long to connect too, so all of them see the first sample."""
+
+
 def wait_for_consumers(outlets: list, timeout_s: float) -> bool:
-    """Wait up to ``timeout_s`` in all for a reader on every outlet; warn if one has none."""
+    """Wait up to ``timeout_s`` in all for a reader on every outlet, then :data:`SETTLE_S`
+    for the others; warn if an outlet has none."""
     if timeout_s <= 0:
         return True
     deadline = time.monotonic() + timeout_s
@@ -59,4 +65,5 @@ def wait_for_consumers(outlets: list, timeout_s: float) -> bool:
         if not outlet.wait_for_consumers(max(0.0, deadline - time.monotonic())):
             logger.warning("no reader connected within %.0f s; sending anyway", timeout_s)
             return False
+    time.sleep(SETTLE_S)
     return True

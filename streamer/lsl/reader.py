@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from models.pipeline.streams import Chunk, StreamDescription
 from streamer.config import StreamMatch
 from streamer.errors import StreamNotFoundError
 from streamer.health import StreamHealth
-from streamer.lsl.resolve import open_inlet
+from streamer.lsl.resolve import on_this_machine, open_inlet
 
 logger = logging.getLogger(__name__)
 
@@ -236,9 +235,7 @@ class LslReader:
     def _measure_offset(self, inlet, previous: float = 0.0) -> float:
         from pylsl.util import LostError, TimeoutError
 
-        if self.description is not None and self.description.hostname == socket.gethostname():
-            # the outlet runs on this machine, on this clock: a measured offset is only the
-            # measurement's noise (microseconds), which would move samples across edges
+        if self.description is not None and on_this_machine(self.description.hostname):
             self.health.on_clock_offset(0.0)
             return 0.0
         try:

@@ -10,6 +10,7 @@ again.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 
@@ -17,6 +18,13 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.1
 OPEN_TIMEOUT_S = 5.0
+
+
+def on_this_machine(hostname: str) -> bool:
+    """Whether the stream's outlet runs on this machine, on this clock: its measured clock
+    offset is then only the measurement's noise (microseconds), and is taken as 0, by the
+    monitor and the recorder alike, so a recording beside the monitor has its timestamps."""
+    return hostname == socket.gethostname()
 
 
 def open_inlet(

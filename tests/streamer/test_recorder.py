@@ -328,3 +328,58 @@ def test_record_resumes_a_stream_whose_outlet_comes_back(tmp_path, lsl_env):
     assert np.all(np.diff(before) == 1) and np.all(np.diff(after) == 1)
     assert int(eeg["footer"]["info"]["sample_count"][0]) == len(counter)
     assert len(eeg["clock_times"]) >= 2  # one more offset measured on the new connection
+
+
+def test_a_recording_made_beside_the_monitor_scores_as_the_monitor_did(tmp_path, lsl_env):
+    """The grid is in LSL time and the recording keeps the monitor's timestamps, so
+    ``neuroclip score`` on the XDF reproduces the live session log window for window."""
+    prefix, session = unique("BES"), unique("s")
+    out = tmp_path / "beside.xdf"
+    # the monitor and the recorder look for the streams first; the simulator waits for
+    # its readers, so both see its first sample
+    mon = start_monitor(monitor_config(tmp_path, prefix, session, None), lsl_env)
+    rec = _start_recorder(tmp_path, lsl_env, prefix, out, "--site", "lab", "--session", session)
+    time.sleep(3.0)
+    sim = start_simulator(prefix, lsl_env, duration_s=60, wait_for_consumer_s=30, speed=2)
+    try:
+        assert sim.wait(120) == 0, sim.stdout.read().decode(errors="replace")
+        time.sleep(2.0)  # the last windows leave the monitor
+        text = stop(rec, 30)
+        assert rec.returncode == 0, text
+    finally:
+        stop(rec)
+        stop(mon)
+        stop(sim)
+    live = read_log(tmp_path / "logs")
+    scored = tmp_path / "offline.jsonl"
+    window_settings = ["--hop", "1", "--warmup", "2", "--session", session]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "neuroclip",
+            "score",
+            str(out),
+            "--out",
+            str(scored),
+            *window_settings,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    offline = [json.loads(line) for line in scored.read_text().splitlines()]
+    by_end = {round(r["window"]["end"], 4): r for r in live}
+    compared = usable = 0
+    for want in offline:
+        got = by_end.get(round(want["window"]["end"], 4))
+        assert got is not None, f"offline window ending {want['window']['end']} not live"
+        assert got["usable"] == want["usable"], (got["quality"], want["quality"])
+        assert got["quality"]["reasons"] == want["quality"]["reasons"]
+        if want["usable"]:
+            assert abs(got["score"] - want["score"]) <= 1e-5, (got["score"], want["score"])
+            usable += 1
+        compared += 1
+    assert compared >= 20 and usable >= 10, (compared, usable)
