@@ -2,9 +2,8 @@
 # Set up and run the checks.
 #
 #   bash scripts/test.sh           everything, as CI runs it: installs Mosquitto, Chromium and
-#                                  openssl (apt, as root), the pinned Python packages, then ruff,
-#                                  the unit and training tests on two workers (pytest-xdist),
-#                                  then the live tests (processes, sockets, browser) one by one
+#                                  openssl (apt, as root), the pinned Python packages, then ruff
+#                                  and the whole pytest suite on two workers (pytest-xdist)
 #   bash scripts/test.sh --fast    the unit tier only (no processes, sockets, browser or
 #                                  training; under a minute), for the edit-test loop
 #
@@ -33,12 +32,8 @@ bash scripts/system-deps.sh
 bash scripts/setup.sh train,test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-# tests that time real processes (LSL, Mosquitto, the browser, the fault suite) run one at a
-# time; the rest (unit, training) on two workers
-live="integration or fault or browser"
 status=0
-.venv/bin/python -m pytest -n 2 --dist loadfile -m "not ($live)" ${args[@]+"${args[@]}"} \
-  || status=$?
-.venv/bin/python -m pytest -m "$live" ${args[@]+"${args[@]}"} || status=$?
+# two workers; a test file stays on one worker (its session fixtures and processes with it)
+.venv/bin/python -m pytest -n 2 --dist loadfile ${args[@]+"${args[@]}"} || status=$?
 echo "scripts/test.sh: the full suite took $(( $(date +%s) - started )) s"
 exit "$status"
