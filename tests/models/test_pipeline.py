@@ -160,13 +160,20 @@ def test_a_replay_shifted_by_a_whole_hop_keeps_every_window():
         {"nan_at": 25.0},
         {"drift_ppm": 2000.0},
         {"nirs_start": 21.7},
+        {"nirs_start": 125.3, "seconds": 165.0},
         {"t0": 5.0},  # markers before the first sample
     ],
-    ids=["nan-chunk", "drifting-rate", "streams-start-apart", "marker-before-data"],
+    ids=[
+        "nan-chunk",
+        "drifting-rate",
+        "streams-start-apart",
+        "streams-start-minutes-apart",
+        "marker-before-data",
+    ],
 )
 def test_bad_input_gives_the_same_flags_live_and_offline(change):
     params = SignalParams()
-    recording = synthetic(500.0, 7.8125, seconds=60.0, **change)
+    recording = synthetic(500.0, 7.8125, **{"seconds": 60.0, **change})
     reference = offline(recording, params)
     assert_same(live(recording, params, seed=4), reference)
     if "nan_at" in change:
