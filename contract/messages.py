@@ -50,8 +50,6 @@ FORMATS = {
 }
 """The payload format of each topic kind."""
 KINDS = tuple(FORMATS)
-RETAINED_KINDS = ("status", "summary")
-"""Kinds published retained: a subscriber that comes later still gets the latest."""
 
 
 def valid_id(value: str) -> bool:

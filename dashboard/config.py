@@ -40,7 +40,6 @@ class RefreshConfig:
 class BrokerConfig(BrokerConnection):
     """The MQTT broker the monitors publish to (see :class:`contract.broker.BrokerConnection`)."""
 
-    section: ClassVar[str] = "broker"
     password_env: ClassVar[str] = "NEUROCLIP_DASHBOARD__BROKER__PASSWORD"
 
 

@@ -32,7 +32,7 @@ def _check_model(recording, model) -> None:
     """Refuse, before any outlet opens, a recording the model (and so the monitor) cannot use."""
     from models.bundle import DEFAULT_BUNDLE, load_bundle
     from models.pipeline.compat import check_stream
-    from streamer.offline import describe_block
+    from models.pipeline.recording import describe_block
     from streamer.replay import require_signals
 
     bundle = load_bundle(model or DEFAULT_BUNDLE)

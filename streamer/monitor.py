@@ -252,8 +252,7 @@ class Monitor:
             self.pipeline.feed(event)
             for label, t in zip(event.data, event.stamps, strict=True):
                 self._event(label, float(t), phase=self.pipeline.phases.info(t, t).phase)
-            self.pipeline.markers_seen(event.received)
-            return
+            return  # the reader's MarkersRead that follows releases the windows
         buffer = self.pipeline.buffers[role]
         if buffer.segment is None or buffer.segment.number != event.segment:
             return

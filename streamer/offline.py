@@ -22,8 +22,6 @@ from models.pipeline.recording import describe_block, recording_windows
 from models.signals import Recording, SignalBlock
 from streamer.messages import Identity, Smoother, score_message
 
-__all__ = ["OfflineScorer", "WindowOptions", "describe_block"]
-
 _BATCH = 64
 
 

@@ -1,12 +1,13 @@
-"""One input stream after causal preprocessing, held in ring buffers and cut by time.
+"""One input stream after causal preprocessing, held in ring buffers, cut by sample index.
 
 A :class:`ModalityBuffer` owns the preprocessing chain of its stream (``EegChain`` or
 ``NirsChain`` from :mod:`models.preprocessing`, the objects training uses) and five rings in
 the stream's sample index: timestamps, the raw values the quality gate needs (EEG) or the
 cardiac band (fNIRS), and per-sample flags (non-finite, gap, TMS-blanked); plus one ring at
 the model rate with the chain's output. A reconnection starts a new *segment*: a fresh
-chain, and an index origin from which window times are counted exactly as offline
-(``round((t - t0) * rate)``), so live windows equal offline windows sample for sample.
+chain and a new index origin. The window pipeline finds a window's last sample by its
+timestamp (the rules are in :mod:`models.pipeline.grid`) and cuts a fixed number of samples
+ending there, and the model-rate samples computed from exactly those inputs.
 Samples the counter says are missing are filled with NaN (the chain holds the last value and
 the window is flagged ``gap``), which keeps index and time in step.
 

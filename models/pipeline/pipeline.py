@@ -134,7 +134,8 @@ class WindowPipeline:
         self.buffers[chunk.role].add(chunk)
 
     def markers_seen(self, received: float) -> None:
-        """The marker stream was read up to local LSL time ``received`` (a pull came back)."""
+        """The marker stream was read up to local LSL time ``received`` (a pull came back;
+        ``inf``: every marker is known, as for a recording)."""
         if self.phases.connected:
             through = self.stream_time(received) - MARKER_MARGIN_S
             self.markers_through = max(self.markers_through, through)

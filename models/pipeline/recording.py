@@ -128,7 +128,7 @@ def recording_windows(
     if len(recording.markers):
         pipeline.start("markers", 1, None)
         pipeline.feed(marker_chunk(recording.markers))
-    pipeline.markers_through = np.inf
+    pipeline.markers_seen(np.inf)  # every marker of a recording is known before its data
     out: list[GatedWindow] = []
     for chunks in _steps(blocks, chunk_s):
         for chunk in chunks:  # every stream up to the same time before asking for windows

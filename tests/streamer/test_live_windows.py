@@ -27,7 +27,7 @@ def _feed(recording, params, hop_s, rng, drop=None):
         pipeline.start(role, 1, describe_block(block, role))
     pipeline.start("markers", 1, None)
     pipeline.feed(Chunk("markers", 1, list(recording.markers.labels), recording.markers.times, 0))
-    pipeline.markers_through = np.inf
+    pipeline.markers_seen(np.inf)
     pos = {"eeg": 0, "nirs": 0}
     out = []
     t = min(block.times[0] for block in blocks.values())
