@@ -1,8 +1,10 @@
 """Async LSL readers: one thread per inlet (the bridge to blocking pylsl), chunks to the loop.
 
 :class:`LslReader` is an async context manager. Entering it starts a thread that resolves
-the configured stream, opens an inlet and pulls chunks into a preallocated array; each chunk
-is stamped on this machine's LSL clock (``time_correction``, re-measured every few seconds),
+the configured stream and opens an inlet (:mod:`streamer.lsl.resolve`, as the recorder
+does) and pulls chunks into a preallocated array; each chunk is stamped on this machine's
+LSL clock (``time_correction``, re-measured every few seconds; 0 for an outlet on this
+machine),
 checked against the stream's sample counter when it has one, and handed to the event loop
 with ``call_soon_threadsafe``. When the outlet disappears the thread reports it, resolves
 the stream again and resumes with a new *segment* (a fresh start for the preprocessing),
