@@ -30,7 +30,9 @@ from models.windows import SignalParams, Window, WindowSignals, assemble_window
 
 SIGNAL_ROLES = ("eeg", "nirs")
 MARKER_MARGIN_S = 0.01
-"""A marker pull that came back empty vouches for markers stamped this long before it."""
+"""A window whose data is in waits for a marker read that came back this long after its data
+did: a marker source pushes a marker no later than the data of the same instant, so that read
+has seen every marker stamped inside the window."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,13 @@ class WindowPipeline:
             "nirs": ModalityBuffer("nirs", params, (), keep, on_jump),
         }
         self.phases = PhaseTracker(wp.rtms_guard_s, cue_s=wp.cue_s or MAX_CUE_S)
-        self.markers_through = math.inf
-        """Stream time up to which every marker has been fed (``inf``: no marker stream to
-        wait for, or all markers known, as offline)."""
+        self.markers_read_at = math.inf
+        """Local LSL time of the latest marker read (``inf``: no marker stream to wait for,
+        or every marker known, as for a recording)."""
         self.seq = 0
         self._k: int | None = None
+        self._data_in_at: float | None = None
+        """Local LSL time the next window's data was found complete (live)."""
 
     # ------------------------------------------------------------------ input
 
@@ -113,7 +117,7 @@ class WindowPipeline:
         """A stream (re)connected: a new segment for a signal, a live marker stream."""
         if role == "markers":
             self.phases.connected = True
-            self.markers_through = -math.inf
+            self.markers_read_at = -math.inf
             return
         self.buffers[role].start_segment(segment, description)
 
@@ -121,7 +125,7 @@ class WindowPipeline:
         """A stream ended or went away: windows needing more of it will not get it."""
         if role == "markers":
             self.phases.connected = False
-            self.markers_through = math.inf
+            self.markers_read_at = math.inf
             return
         self.buffers[role].mark_lost()
 
@@ -134,11 +138,9 @@ class WindowPipeline:
         self.buffers[chunk.role].add(chunk)
 
     def markers_seen(self, received: float) -> None:
-        """The marker stream was read up to local LSL time ``received`` (a pull came back;
+        """The marker stream was read at local LSL time ``received`` (a pull came back;
         ``inf``: every marker is known, as for a recording)."""
-        if self.phases.connected:
-            through = self.stream_time(received) - MARKER_MARGIN_S
-            self.markers_through = max(self.markers_through, through)
+        self.markers_read_at = max(self.markers_read_at, received)
 
     # ------------------------------------------------------------------ output
 
@@ -165,19 +167,20 @@ class WindowPipeline:
         clock = None if now is None else self.stream_time(now)
         out: list[GatedWindow] = []
         while (k := self._next_index()) is not None:
-            window = self._try(k, clock)
+            window = self._try(k, clock, now)
             if window is None:
                 break
             out.append(window)
             self.seq += 1
             self._k = k + 1
+            self._data_in_at = None
         return out
 
     def finish(self) -> list[GatedWindow]:
         """The end of a recording: every remaining window whose data arrived."""
         for role in SIGNAL_ROLES:
             self.buffers[role].mark_lost()
-        self.markers_through = math.inf
+        self.markers_read_at = math.inf
         # no clock: a window is released only if its data is in, so this stops at the end
         return self.ready()
 
@@ -189,8 +192,10 @@ class WindowPipeline:
             self._k = self.grid.first_index(max(t0s))
         return self._k
 
-    def _try(self, k: int, clock: float | None) -> GatedWindow | None:
-        """Window ``k`` if it can be decided now, else ``None`` (wait for more data)."""
+    def _try(self, k: int, clock: float | None, now: float | None) -> GatedWindow | None:
+        """Window ``k`` if it can be decided now, else ``None`` (wait for more data).
+
+        ``clock`` is the streams' clock, ``now`` the local LSL time (``None`` offline)."""
         grid_end = self.grid.point(k)
         late = clock is not None and clock >= grid_end + self.max_wait_s
         eeg, nirs = self.buffers["eeg"], self.buffers["nirs"]
@@ -217,7 +222,7 @@ class WindowPipeline:
             reasons.append("eeg_lost" if eeg.lost else "eeg_late")
         else:
             return None
-        if not late and self.markers_through < t_end:
+        if not late and not self._markers_caught_up(now):
             return None  # a marker stamped inside the window may still be on its way
         phase = self.phases.info(t_begin, t_end)
         cuts: dict[str, Cut] = {}
@@ -239,6 +244,15 @@ class WindowPipeline:
                 reasons.append(f"{role}_misaligned")
         all_reasons = tuple(dict.fromkeys([*window.reasons, *reasons]))
         return GatedWindow(self.seq, t_begin, t_end, window, all_reasons, phase)
+
+    def _markers_caught_up(self, now: float | None) -> bool:
+        """Whether the marker stream was read :data:`MARKER_MARGIN_S` after this window's data
+        was found complete (always, with no marker stream or every marker known)."""
+        if self.markers_read_at == math.inf:
+            return True
+        if self._data_in_at is None:
+            self._data_in_at = -math.inf if now is None else now
+        return self.markers_read_at >= self._data_in_at + MARKER_MARGIN_S
 
     def _misaligned(self, role: str, cut: Cut, t_end: float) -> bool:
         """Whether a stream's samples do not span the window (a drifting or jumping clock)."""

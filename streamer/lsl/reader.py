@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 _PULL_TIMEOUT_S = 0.05
 _MARKER_PULL_TIMEOUT_S = 0.005
-"""Markers are pulled often: a window waits for the marker stream to be read past its end."""
+"""Markers are pulled often: a window whose data is in waits for a marker read after it."""
 
 
 @dataclass(frozen=True)

@@ -93,10 +93,10 @@ def live(recording: Recording, params: SignalParams, seed: int):
     out = []
     for arrival, chunk in events:
         pipeline.feed(chunk)
-        # the marker reader came back empty a few ms ago: markers up to then are in
+        # the marker reader came back a few ms ago
         pipeline.markers_seen(arrival - 0.006)
         out.extend(pipeline.ready(arrival))
-    for role in ("eeg", "nirs"):  # the outlets close after their last sample
+    for role in ("eeg", "nirs", "markers"):  # the outlets close after their last sample
         pipeline.lost(role)
     out.extend(pipeline.ready(events[-1][0]))
     return out
