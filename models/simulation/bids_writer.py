@@ -151,7 +151,11 @@ def _write_session(
             subject_id=subject,
             measurement=_measurement_date(session),
         )
-        raw_nirs = mne.io.read_raw_snirf(snirf, preload=False, verbose="error")
+        # the configured rate, not MNE's estimate from the time vector (10 Hz read back
+        # as 9.999999999999998 from some lengths), so the sidecar states the device's rate
+        raw_nirs = mne.io.read_raw_snirf(
+            snirf, sfreq=cfg.nirs_sfreq, preload=False, verbose="error"
+        )
         bids_nirs = mne_bids.BIDSPath(
             subject=subject, session=session, task=TASK, root=root, datatype="nirs"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -143,7 +144,25 @@ class SimulationConfig:
     live: LiveConfig = LiveConfig()
 
     def check(self) -> None:
-        """Both rates must give whole samples per simulated second."""
-        for key, rate in (("eeg_sfreq", self.eeg_sfreq), ("nirs_sfreq", self.nirs_sfreq)):
-            if rate != int(rate):
-                raise InvalidSettingError(key, "a whole number of samples per second", rate)
+        """Each rate, whole-numbered or not (7.8125, 10.1725 Hz...), must carry its signal.
+
+        A rate must be finite and above twice the fastest oscillation its generator
+        produces, or that oscillation would alias: EEG gamma (44 Hz) and the mains, the
+        fNIRS cardiac second harmonic (2.7 Hz).
+        """
+        from models.simulation.eeg import highest_eeg_hz
+        from models.simulation.nirs import highest_nirs_hz
+
+        _check_rate("eeg_sfreq", self.eeg_sfreq, highest_eeg_hz(self.nuisance.line_freq), "EEG")
+        _check_rate("nirs_sfreq", self.nirs_sfreq, highest_nirs_hz(), "fNIRS")
+
+
+def _check_rate(key: str, rate: float, highest_hz: float, what: str) -> None:
+    """Refuse a rate that is not finite or not above twice ``highest_hz`` (Nyquist)."""
+    if not (math.isfinite(rate) and rate > 2.0 * highest_hz):
+        raise InvalidSettingError(
+            key,
+            f"a finite rate above {2.0 * highest_hz:g} Hz (twice the fastest {what} "
+            f"oscillation simulated, {highest_hz:g} Hz; fractional rates are fine)",
+            rate,
+        )

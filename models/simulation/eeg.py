@@ -11,6 +11,19 @@ from models.simulation.noise import BandNoise, PinkNoise, SlowNoise
 from models.simulation.protocol import Event, indicator, intervals
 from models.simulation.subject import SubjectParams
 
+GAMMA_BAND_HZ = (32.0, 44.0)
+"""Band of the frontal gamma rhythm, the fastest rhythm simulated."""
+
+
+def highest_eeg_hz(line_freq: float) -> float:
+    """The fastest oscillation that must survive sampling: gamma's top or the mains.
+
+    The rate must exceed twice this. Line-noise harmonics above the Nyquist frequency are
+    left out (an amplifier's anti-aliasing filter removes them), and broadband content
+    (1/f background, muscle, TMS pulses) is generated at whatever rate is asked.
+    """
+    return max(GAMMA_BAND_HZ[1], line_freq)
+
 
 class EegGenerator:
     """32-channel EEG in uV for one session, produced in consecutive calls.
@@ -61,7 +74,7 @@ class EegGenerator:
                 False,
             ),
             (
-                BandNoise(32.0, 44.0, self.fs, n_ch, rng),
+                BandNoise(*GAMMA_BAND_HZ, self.fs, n_ch, rng),
                 eeg_topography(("Fp1", "Fp2", "F3", "Fz", "F4"), 0.06),
                 0.8,
                 True,
@@ -102,7 +115,7 @@ class EegGenerator:
         return np.sort(self.rng.uniform(0.0, duration, n))
 
     def __call__(self, t0: float, n: int) -> np.ndarray:
-        """``(n, 32)`` EEG in uV for samples ``t0 + k / fs``."""
+        """``(n, 32)`` EEG in uV for the ``n`` samples ``t0 + j / fs`` (``t0`` a sample time)."""
         t = t0 + np.arange(n) / self.fs
         x = self.pink(n) @ self.mix.T * self.pink_uv
         env = 1.0 + 0.35 * self.envelope(n)
@@ -118,13 +131,24 @@ class EegGenerator:
                 gain = gain * (1.0 + self.gamma_drug_gain * drug[:, None])
             x += (0.8 * shared + 0.6 * src) * topo * gain
         x += self.drift(n) * self.drift_uv
-        x += self.line_amp * (
-            np.sin(2 * np.pi * self.line_freq * t[:, None] + self.line_phase)
-            + 0.3 * np.sin(2 * np.pi * 3 * self.line_freq * t[:, None] + self.line_phase)
-        )
+        x += self.line_amp * self._mains(t)
         x = x * self.gains
         self._add_transients(x, t)
         return x
+
+    def _mains(self, t: np.ndarray) -> np.ndarray:
+        """``(n, 32)`` unit line noise: the mains and, below Nyquist, its third harmonic.
+
+        A harmonic above Nyquist would alias into the EEG band (150 Hz shows at 100 Hz when
+        sampling at 250 Hz); a real amplifier filters it out before sampling, so it is left
+        out here.
+        """
+        wave = np.sin(2 * np.pi * self.line_freq * t[:, None] + self.line_phase)
+        if 3 * self.line_freq < self.fs / 2:
+            wave = wave + 0.3 * np.sin(
+                2 * np.pi * 3 * self.line_freq * t[:, None] + self.line_phase
+            )
+        return wave
 
     def _add_transients(self, x: np.ndarray, t: np.ndarray) -> None:
         t_start, t_end = t[0], t[-1] + 1.0 / self.fs

@@ -10,7 +10,8 @@ from models.simulation.config import SimulationConfig
 from models.simulation.montage import NIRS_WAVELENGTHS, nirs_pairs
 from models.simulation.noise import SlowNoise
 from models.simulation.protocol import Event, indicator, intervals
-from models.simulation.subject import SubjectParams
+from models.simulation.subject import HEART_HZ, SubjectParams
+from models.simulation.timing import samples_before
 
 SIMULATION_PPF = 6.0
 """Partial pathlength factor of the forward model; the same default as the analysis."""
@@ -18,9 +19,22 @@ SIMULATION_PPF = 6.0
 _REGION_WEIGHT = {"DLPFC-L": 1.0, "DLPFC-R": 0.9, "OFC-L": 0.85, "OFC-R": 0.85, "FP": 0.75}
 
 
+def highest_nirs_hz() -> float:
+    """The fastest oscillation that must survive sampling: the cardiac second harmonic.
+
+    The pulse shape carries its second harmonic (``0.4 sin(2 phase)``), up to twice the
+    fastest heart rate drawn; the rate must exceed twice this.
+    """
+    return 2.0 * HEART_HZ[1]
+
+
 def canonical_hrf(sfreq: float, length_s: float = 30.0) -> np.ndarray:
-    """SPM's double-gamma haemodynamic response, peak scaled to 1."""
-    t = np.arange(0.0, length_s, 1.0 / sfreq)
+    """SPM's double-gamma haemodynamic response, peak scaled to 1.
+
+    Sampled at ``k / sfreq`` for every ``k`` before ``length_s`` (counted exactly, as a
+    float ``arange`` step may add or drop the last sample at a fractional rate).
+    """
+    t = np.arange(samples_before(length_s, sfreq)) * (1.0 / sfreq)
     h = stats.gamma.pdf(t, 6.0) - stats.gamma.pdf(t, 16.0) / 6.0
     return h / h.max()
 
@@ -64,7 +78,7 @@ class NirsGenerator:
             / self.fs
         )
         # normalise so a 20 s block peaks near the configured amplitude
-        norm = 1.0 / max(np.convolve(np.ones(int(20 * self.fs)), hrf).max() / self.fs, 1e-9)
+        norm = 1.0 / max(np.convolve(np.ones(round(20 * self.fs)), hrf).max() / self.fs, 1e-9)
         weights = np.array([_REGION_WEIGHT[p.region] for p in pairs]) * rng.lognormal(
             0, 0.15, n_pairs
         )
@@ -93,7 +107,8 @@ class NirsGenerator:
         self._k = 0
 
     def __call__(self, t0: float, n: int) -> np.ndarray:
-        """``(n, 2 * n_pairs)`` intensity, columns ``S_D 760, S_D 850`` per pair."""
+        """``(n, 2 * n_pairs)`` intensity for the ``n`` samples ``t0 + j / fs`` that follow
+        the previous call's; columns ``S_D 760, S_D 850`` per pair."""
         t = t0 + np.arange(n) / self.fs
         jitter = 1.0 + 0.04 * self.rate_jitter(n)
         phases = self.phase + 2 * np.pi * np.cumsum(self.freqs * jitter, axis=0) / self.fs

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from models.simulation.montage import EEG_CHANNELS, nirs_channel_names, nirs_pai
 from models.simulation.nirs import NirsGenerator
 from models.simulation.protocol import Event, build_timeline
 from models.simulation.subject import SubjectParams
+from models.simulation.timing import sample_count, sample_times, samples_before
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,20 @@ class SimulatedChunk:
     """``(m, 2 * n_pairs)`` raw intensity."""
     events: list[Event]
     """Markers with onsets in ``[t0, t0 + duration)``."""
+    eeg_times: np.ndarray
+    """``(n,)`` time of each EEG sample, ``k / eeg_sfreq`` for sample ``k`` of the session."""
+    nirs_times: np.ndarray
+    """``(m,)`` time of each fNIRS sample, ``k / nirs_sfreq``."""
+
+    def head(self, n_eeg: int, n_nirs: int) -> SimulatedChunk:
+        """The first ``n_eeg`` EEG and ``n_nirs`` fNIRS samples, with the same markers."""
+        return replace(
+            self,
+            eeg=self.eeg[:n_eeg],
+            nirs=self.nirs[:n_nirs],
+            eeg_times=self.eeg_times[:n_eeg],
+            nirs_times=self.nirs_times[:n_nirs],
+        )
 
 
 class SessionSimulator:
@@ -32,7 +48,9 @@ class SessionSimulator:
 
     Output depends only on the subject, the session label and the configuration: reading
     the session in any number of calls gives the same signals, because the generators
-    always advance in one-second steps.
+    always advance in one-second steps. Each second holds the samples whose times
+    ``k / rate`` fall in it (:mod:`models.simulation.timing`), so any rate works, 7.8125 Hz
+    as well as 500 Hz; at a whole-numbered rate every second holds ``rate`` samples.
     """
 
     def __init__(
@@ -64,18 +82,51 @@ class SessionSimulator:
 
     def next_seconds(self, seconds: int = 1) -> SimulatedChunk:
         """The next ``seconds`` whole seconds of the session."""
-        eeg_parts, nirs_parts = [], []
         t0 = float(self._second)
-        n_eeg, n_nirs = int(self.cfg.eeg_sfreq), int(self.cfg.nirs_sfreq)
+        eeg_rate, nirs_rate = self.cfg.eeg_sfreq, self.cfg.nirs_sfreq
+        eeg_first = samples_before(self._second, eeg_rate)
+        nirs_first = samples_before(self._second, nirs_rate)
+        eeg_parts, nirs_parts = [], []
         for _ in range(seconds):
-            t = float(self._second)
-            eeg_parts.append(self.eeg(t, n_eeg))
-            nirs_parts.append(self.nirs(t, n_nirs))
+            eeg_parts.append(self._one_second(self.eeg, eeg_rate))
+            nirs_parts.append(self._one_second(self.nirs, nirs_rate))
             self._second += 1
         t1 = float(self._second)
         events = [e for e in self.events if t0 <= e.onset < t1]
-        return SimulatedChunk(t0, np.vstack(eeg_parts), np.vstack(nirs_parts), events)
+        eeg, nirs = np.vstack(eeg_parts), np.vstack(nirs_parts)
+        return SimulatedChunk(
+            t0,
+            eeg,
+            nirs,
+            events,
+            sample_times(eeg_first, len(eeg), eeg_rate),
+            sample_times(nirs_first, len(nirs), nirs_rate),
+        )
+
+    def _one_second(self, generator: Callable[[float, int], np.ndarray], rate: float) -> np.ndarray:
+        """One stream's samples of the current second.
+
+        The generator gets the first sample's time ``k0 / rate`` (the whole second itself at
+        a whole-numbered rate, exactly as before rates could be fractional, so such output
+        is unchanged) and how many samples the second holds.
+        """
+        first = samples_before(self._second, rate)
+        n = samples_before(self._second + 1, rate) - first
+        return generator(first / rate, n)
 
     def generate_all(self) -> SimulatedChunk:
-        """The whole session (rounded up to whole seconds) in one chunk."""
-        return self.next_seconds(int(np.ceil(self.duration_s)) - self._second)
+        """The rest of the session: ``round(duration_s * rate)`` samples of each stream in all.
+
+        Whole seconds are generated (so the signals are those of :meth:`next_seconds`) and
+        the samples past the end of the session are dropped.
+        """
+        first_second = self._second
+        chunk = self.next_seconds(int(np.ceil(self.duration_s)) - first_second)
+        return chunk.head(
+            self._samples_left(self.cfg.eeg_sfreq, first_second),
+            self._samples_left(self.cfg.nirs_sfreq, first_second),
+        )
+
+    def _samples_left(self, rate: float, from_second: int) -> int:
+        """Samples of one stream from second ``from_second`` to the end of the session."""
+        return sample_count(self.duration_s, rate) - samples_before(from_second, rate)

@@ -9,6 +9,9 @@ import numpy as np
 from models.simulation.config import SimulationConfig
 from models.simulation.montage import EEG_CHANNELS, nirs_pairs
 
+HEART_HZ = (0.95, 1.35)
+"""Range of the resting heart rates drawn (57-81 beats per minute)."""
+
 
 @dataclass(frozen=True)
 class SubjectParams:
@@ -66,7 +69,7 @@ def draw_subject(
         eeg_gain=float(rng.lognormal(0.0, 0.2)),
         channel_gains=tuple(float(g) for g in rng.lognormal(0.0, 0.12, len(EEG_CHANNELS))),
         pink_uv=float(rng.uniform(8.0, 14.0)),
-        heart_hz=float(rng.uniform(0.95, 1.35)),
+        heart_hz=float(rng.uniform(*HEART_HZ)),
         resp_hz=float(rng.uniform(0.2, 0.33)),
         mayer_hz=float(rng.uniform(0.08, 0.12)),
         bad_pairs=tuple(sorted(rng.choice(pairs, size=n_bad, replace=False).tolist())),

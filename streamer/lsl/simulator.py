@@ -25,9 +25,24 @@ from models.simulation.config import SimulationConfig
 from models.simulation.montage import NIRS_WAVELENGTHS, nirs_pairs
 from models.simulation.session import SessionSimulator
 from models.simulation.subject import draw_subject
+from models.simulation.timing import sample_count
 from streamer.lsl.outlets import marker_outlet, stream_info, wait_for_consumers
 
 logger = logging.getLogger(__name__)
+
+EEG_CHUNK_S = 0.1
+"""Transmission granularity of the EEG outlet (50 samples at 500 Hz)."""
+NIRS_CHUNK_S = 0.5
+"""Transmission granularity of the fNIRS outlet (5 samples at 10 Hz)."""
+
+
+def chunk_samples(rate: float, seconds: float) -> int:
+    """Samples in ``seconds`` at ``rate``, at least one: an outlet's chunk size in samples.
+
+    Taken from the rate so that the granularity stays the same in time at any rate
+    (2048 Hz EEG, 7.8125 Hz fNIRS), not a sample count that suits one rate.
+    """
+    return max(1, round(rate * seconds))
 
 
 @dataclass
@@ -82,9 +97,13 @@ def stream_live(
     rng = np.random.default_rng(live.seed)
     subject = draw_subject("live", live.group, rng, cfg, severity=live.severity)
     sim = SessionSimulator(subject, "pre", duration, cfg, with_rtms_block=live.rtms)
-    eeg_out = pylsl.StreamOutlet(_eeg_info(pylsl, cfg, sim.eeg_channels), 50, 360)
+    eeg_out = pylsl.StreamOutlet(
+        _eeg_info(pylsl, cfg, sim.eeg_channels), chunk_samples(cfg.eeg_sfreq, EEG_CHUNK_S), 360
+    )
     nirs_out = pylsl.StreamOutlet(
-        _nirs_info(pylsl, cfg, sim.nirs_channels, sim.nirs_distances), 5, 360
+        _nirs_info(pylsl, cfg, sim.nirs_channels, sim.nirs_distances),
+        chunk_samples(cfg.nirs_sfreq, NIRS_CHUNK_S),
+        360,
     )
     marker_out = marker_outlet(pylsl, live.markers_name, f"{live.source_prefix}-markers")
     totals = StreamTotals()
@@ -100,7 +119,7 @@ def stream_live(
     nirs_pending = np.zeros((0, len(sim.nirs_channels)))
     events = list(sim.events)
     t_start = pylsl.local_clock() + 0.05
-    n_eeg_total, n_nirs_total = eeg.due(duration), nirs.due(duration)
+    n_eeg_total, n_nirs_total = eeg.total(duration), nirs.total(duration)
     period = live.chunk_ms / 1000.0
     try:
         while totals.eeg_samples < n_eeg_total or totals.nirs_samples < n_nirs_total:
@@ -155,6 +174,11 @@ class _StreamClock:
     def due(self, elapsed_s: float) -> int:
         """Samples taken by simulated time ``elapsed_s``."""
         return int(elapsed_s * self.true_rate)
+
+    def total(self, duration_s: float) -> int:
+        """Samples in ``duration_s`` of streaming: ``round(duration_s * rate)``, as recorded
+        by the BIDS writer (``int`` would lose one at 600 s of 10.1725 Hz, 6103.5 samples)."""
+        return sample_count(duration_s, self.true_rate)
 
     def push(self, outlet, pending: np.ndarray, n: int, t_start: float) -> np.ndarray:
         """Push the next ``n`` pending samples (with counter and faults); return the rest."""

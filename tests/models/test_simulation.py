@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from functools import cache
+
+import h5py
 import numpy as np
+import pytest
 from scipy import signal
 
+from contract.settings import InvalidSettingError, load_config
 from models.preprocessing import NirsChain, NirsParams
 from models.signals import NirsLayout
 from models.simulation import SessionSimulator, SimulationConfig, draw_cohort
@@ -94,3 +101,156 @@ def test_rtms_block_has_trains_of_forty_pulses_and_artifacts():
     f3 = chunk.eeg[:, EEG_CHANNELS.index("F3")]
     first = int(pulses[0] * 500)
     assert np.abs(np.diff(f3[first - 2 : first + 2])).max() > 1000
+
+
+# --- any device rate, whole-numbered or not ---------------------------------------------
+
+NIRS_RATES = (7.8125, 10.0, 10.1725, 12.5, 25.0, 50.0)
+EEG_RATES = (250.0, 256.0, 500.0, 512.0, 1000.0, 1024.0, 2000.0, 2048.0)
+
+
+def _at(eeg_sfreq: float = 250.0, nirs_sfreq: float = 10.0, **effects) -> SimulationConfig:
+    """The default configuration at these rates (low EEG rate by default: fast tests)."""
+    cfg = replace(CFG, eeg_sfreq=eeg_sfreq, nirs_sfreq=nirs_sfreq)
+    cfg = replace(cfg, effects=replace(cfg.effects, **effects))
+    cfg.check()
+    return cfg
+
+
+def _session(cfg: SimulationConfig, seconds: float, severity: float, rtms: bool):
+    subject = draw_subject("x", "MA", np.random.default_rng(5), cfg, severity=severity)
+    sim = SessionSimulator(subject, "pre", seconds, cfg, with_rtms_block=rtms)
+    return sim, sim.generate_all()
+
+
+def _assert_grid(signal_: np.ndarray, times: np.ndarray, seconds: float, rate: float) -> None:
+    """``round(seconds * rate)`` samples, sample ``k`` at ``k / rate``."""
+    n = round(seconds * rate)
+    assert signal_.shape[0] == times.size == n
+    np.testing.assert_array_equal(times, np.arange(n) / rate)
+
+
+@pytest.mark.parametrize("rate", EEG_RATES)
+def test_eeg_at_device_rates_keeps_grid_alpha_and_pulse_alignment(rate):
+    # 30 s: a 7.5 s baseline, one rTMS train (40 pulses from 7.5 s), then rest
+    sim, chunk = _session(_at(eeg_sfreq=rate), 30.0, severity=0.0, rtms=True)
+    _assert_grid(chunk.eeg, chunk.eeg_times, 30.0, rate)
+    oz = chunk.eeg[chunk.eeg_times >= 13.0, EEG_CHANNELS.index("Oz")]
+    f, p = signal.welch(oz, fs=rate, nperseg=round(4 * rate))
+    band = (f >= 6) & (f <= 14)
+    assert abs(f[band][np.argmax(p[band])] - sim.subject.iaf_hz) <= 0.75
+    f3 = chunk.eeg[:, EEG_CHANNELS.index("F3")]
+    pulses = [e.onset for e in sim.events if e.label == "rtms/pulse"]
+    assert len(pulses) == 40
+    for onset in pulses:
+        k = int(np.ceil(onset * rate))
+        jump = k - 2 + int(np.argmax(np.abs(np.diff(f3[k - 3 : k + 3]))))
+        # the artifact starts at the first sample at or after its marker
+        assert 0 <= jump - onset * rate < 1
+
+
+@cache
+def _cue_response(rate: float):
+    """The 850 nm optical density of a drug cue, alone: the session with the cue response
+    minus the same session without it (same seed, so every other signal cancels)."""
+    sim, on = _session(_at(nirs_sfreq=rate), 50.0, severity=1.0, rtms=False)
+    _, off = _session(_at(nirs_sfreq=rate, hbo_cue_um=0.0, hbo_drug_um=0.0), 50, 1.0, False)
+    good = [i for i, p in enumerate(nirs_pairs()) if p.name not in sim.subject.bad_pairs]
+    od = -np.log(on.nirs / off.nirs)[:, 1::2][:, good].mean(axis=1)
+    return sim, on, off, good, od
+
+
+@pytest.mark.parametrize("rate", NIRS_RATES)
+def test_nirs_at_device_rates_keeps_grid_cue_response_and_heartbeat(rate):
+    sim, on, off, good, od = _cue_response(rate)
+    _assert_grid(on.nirs, on.nirs_times, 50.0, rate)
+    ((onset, _end),) = intervals(sim.events, "cue/drug")
+    _, ref, _, _, ref_od = _cue_response(10.0)
+    # nothing before the marker, then the response of the 10 Hz session, same size and time
+    assert np.abs(od[on.nirs_times < onset]).max() < 1e-12
+    assert od.max() == pytest.approx(ref_od.max(), rel=1e-6) and od.max() > 0.01
+    assert abs(on.nirs_times[np.argmax(od)] - ref.nirs_times[np.argmax(ref_od)]) < 0.15
+    np.testing.assert_allclose(
+        np.interp(ref.nirs_times, on.nirs_times, od), ref_od, atol=0.03 * ref_od.max()
+    )
+    # the cardiac pulsation sits at the subject's heart rate
+    x = -np.log(off.nirs[:, 1::2][:, good])
+    f, p = signal.welch(x - x.mean(axis=0), fs=rate, nperseg=round(16 * rate), axis=0)
+    band = (f > 0.7) & (f < 2.0)
+    assert abs(f[band][np.argmax(p.mean(axis=1)[band])] - sim.subject.heart_hz) < 0.1
+
+
+@pytest.mark.parametrize("rate", (7.8125, 10.1725))
+def test_fractional_rate_reads_the_same_in_any_number_of_calls(rate):
+    cfg = _at(nirs_sfreq=rate)
+    subject = _subject(0.5)
+    whole = SessionSimulator(subject, "pre", 20.5, cfg, with_rtms_block=False).generate_all()
+    sim = SessionSimulator(subject, "pre", 20.5, cfg, with_rtms_block=False)
+    parts = [sim.next_seconds(k) for k in (1, 3, 8)] + [sim.generate_all()]
+    np.testing.assert_array_equal(np.vstack([p.nirs for p in parts]), whole.nirs)
+    np.testing.assert_array_equal(np.concatenate([p.nirs_times for p in parts]), whole.nirs_times)
+    _assert_grid(whole.nirs, whole.nirs_times, 20.5, rate)
+    # each second holds the samples whose times fall in it: floor or ceil of the rate
+    sim = SessionSimulator(subject, "pre", 20.5, cfg, with_rtms_block=False)
+    for second in range(20):
+        times = sim.next_seconds(1).nirs_times
+        assert times.size in (np.floor(rate), np.ceil(rate))
+        assert second <= times[0] and times[-1] < second + 1 <= times[-1] + 1 / rate
+
+
+def test_rate_validation_accepts_device_rates_and_names_what_is_expected():
+    for rate in NIRS_RATES:
+        _at(nirs_sfreq=rate)
+    for rate in EEG_RATES:
+        _at(eeg_sfreq=rate)
+    cfg = load_config(
+        SimulationConfig, None, name="simulate", environ={}, overrides={"nirs_sfreq": 7.8125}
+    )
+    assert cfg.nirs_sfreq == 7.8125
+    for key, rate, expected in (
+        ("nirs_sfreq", 5.0, "above 5.4 Hz"),
+        ("nirs_sfreq", float("inf"), "finite"),
+        ("eeg_sfreq", 100.0, "above 100 Hz"),
+        ("eeg_sfreq", float("nan"), "finite"),
+    ):
+        with pytest.raises(InvalidSettingError, match=expected) as info:
+            replace(CFG, **{key: rate}).check()
+        assert info.value.key == key
+    with pytest.raises(InvalidSettingError, match="above 120 Hz"):
+        replace(CFG, eeg_sfreq=110.0, nuisance=replace(CFG.nuisance, line_freq=60.0)).check()
+
+
+def test_bids_writer_records_the_exact_rates(tmp_path):
+    from models.simulation.bids_writer import write_cohort
+
+    overrides = {"cohort.ma": 0, "cohort.hc": 1, "cohort.minutes": 0.5}
+    overrides |= {"eeg_sfreq": 256.0, "nirs_sfreq": 10.1725}
+    cfg = load_config(SimulationConfig, None, name="simulate", environ={}, overrides=overrides)
+    root = write_cohort(tmp_path / "bids", cfg)
+    folder = root / "sub-01" / "ses-base"
+    eeg = json.loads((folder / "eeg" / "sub-01_ses-base_task-cue_eeg.json").read_text())
+    nirs = json.loads((folder / "nirs" / "sub-01_ses-base_task-cue_nirs.json").read_text())
+    assert eeg["SamplingFrequency"] == 256.0 and nirs["SamplingFrequency"] == 10.1725
+    with h5py.File(folder / "nirs" / "sub-01_ses-base_task-cue_nirs.snirf") as snirf:
+        times = snirf["nirs/data1/time"][:]
+    np.testing.assert_array_equal(times, np.arange(round(30 * 10.1725)) / 10.1725)
+    header = (folder / "eeg" / "sub-01_ses-base_task-cue_eeg.vhdr").read_text()
+    assert f"SamplingInterval={1e6 / 256.0}" in header
+
+
+def test_live_player_stamps_fractional_rates_and_counts_like_the_writer():
+    from streamer.lsl.simulator import _StreamClock, chunk_samples
+
+    class Outlet:
+        def push_chunk(self, data, stamps):
+            self.data, self.stamps = data, stamps
+
+    clock = _StreamClock("nirs", 10.1725, 0.0, (), ("a", "b"))
+    assert clock.total(600.0) == round(600 * 10.1725) == 6104
+    outlet = Outlet()
+    clock.push(outlet, np.ones((30, 2)), 20, 100.0)
+    clock.push(outlet, np.ones((10, 2)), 10, 100.0)
+    np.testing.assert_array_equal(outlet.stamps, 100.0 + np.arange(20, 30) / 10.1725)
+    np.testing.assert_array_equal(outlet.data[:, -1], np.arange(20, 30))
+    assert (chunk_samples(500.0, 0.1), chunk_samples(10.0, 0.5)) == (50, 5)
+    assert (chunk_samples(2048.0, 0.1), chunk_samples(7.8125, 0.5)) == (205, 4)
