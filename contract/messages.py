@@ -155,6 +155,12 @@ SCORE_SCHEMA: dict[str, Any] = {
                         "good_fraction": {"type": "number", "minimum": 0, "maximum": 1},
                         "sci_median": {"type": "number", "minimum": -1, "maximum": 1},
                         "bad_pairs": {"type": "array", "items": {"type": "string"}},
+                        "index": {
+                            "enum": ["sci", "psp"],
+                            "description": "what sci_median holds: the scalp coupling index "
+                            "(intensity, OD) or the cardiac peak power (HbO/HbR input)",
+                        },
+                        "saturated_pairs": {"type": "array", "items": {"type": "string"}},
                     },
                 },
             },

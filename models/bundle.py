@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from contract.errors import BundleError
+from models.montage import match_eeg
 
 if TYPE_CHECKING:
     from models.windows import SignalParams
@@ -139,7 +140,11 @@ class Bundle:
                 fix=f"connect the {modality.upper()} stream, or use a model trained without it.",
                 path=self.path,
             )
-        missing = [c for c in spec["channels"] if c not in channels]
+        if modality == "eeg":  # any superset, case and 10-20/10-10 aliases (models.montage)
+            found = match_eeg(spec["channels"], channels)
+            missing = [c for c, i in zip(spec["channels"], found, strict=True) if i is None]
+        else:
+            missing = [c for c in spec["channels"] if c not in channels]
         if missing:
             raise BundleError(
                 f"Bundle {self.path.name}: field inputs.{modality}.channels expects "
@@ -149,25 +154,29 @@ class Bundle:
                 fix="use the montage the model was trained on, or train a model for this one.",
                 path=self.path,
             )
-        if sfreq is not None and not _rate_ok(sfreq, spec["sfreq"]):
+        if sfreq is not None and (problem := _rate_problem(sfreq, spec["sfreq"])):
             raise BundleError(
-                f"Bundle {self.path.name}: {modality.upper()} at {sfreq:g} Hz cannot be "
-                f"resampled to the model's {spec['sfreq']:g} Hz (field inputs.{modality}.sfreq).",
+                f"Bundle {self.path.name}: {modality.upper()} at {sfreq:g} Hz cannot feed the "
+                f"model's {spec['sfreq']:g} Hz (field inputs.{modality}.sfreq): {problem}",
                 field=f"inputs.{modality}.sfreq",
-                fix="record at a rate that is a simple multiple of the model rate.",
+                fix=f"stream {modality.upper()} at {spec['sfreq']:g} Hz or faster, with its "
+                "full nominal rate in the stream or file header.",
                 path=self.path,
             )
 
 
-def _rate_ok(source: float, target: float) -> bool:
+def _rate_problem(source: float, target: float) -> str | None:
+    """Why ``source`` Hz cannot be resampled to ``target`` Hz, or ``None`` when it can."""
     from contract.errors import ChannelError
     from models.preprocessing.resample import rational_ratio
 
+    if not source >= target:
+        return "the model never upsamples (it would invent the missing band)."
     try:
         rational_ratio(source, target)
-    except ChannelError:
-        return False
-    return source >= target
+    except ChannelError as exc:
+        return exc.message
+    return None
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -28,6 +28,10 @@ from contract.errors import ChannelError
 Kind = Literal["eeg", "nirs", "other"]
 NirsSignal = Literal["intensity", "od", "hb"]
 
+SHORT_SEPARATION_M = 0.015
+"""Source-detector distances below this are short-separation channels: they see the scalp,
+not the cortex (Brigadoi & Cooper, 2015), so they are never scored as ordinary pairs."""
+
 _NIRS_LABEL = re.compile(r"^S(?P<s>\d+)_D(?P<d>\d+)[ _](?P<what>\d+(?:\.\d+)?|hbo|hbr)$", re.I)
 
 
@@ -85,6 +89,8 @@ class NirsLayout:
     channels: tuple[NirsChannel, ...]
     distances_m: np.ndarray
     signal: NirsSignal
+    found_unit: str = ""
+    """The unit the source gave, before conversion (``inspect`` reports it)."""
 
     @classmethod
     def from_labels(
@@ -92,9 +98,18 @@ class NirsLayout:
         labels: list[str] | tuple[str, ...],
         distances_m: np.ndarray | None = None,
         signal: NirsSignal | None = None,
+        found_unit: str = "",
     ) -> NirsLayout:
         """Build a layout from channel labels; the signal kind is inferred when not given."""
         channels = tuple(parse_nirs_label(lab) for lab in labels)
+        seen: set[NirsChannel] = set()
+        for label, channel in zip(labels, channels, strict=True):
+            if channel in seen:
+                raise ChannelError(
+                    f"fNIRS channel {label!r} is listed twice.",
+                    fix="give every source-detector pair and wavelength one channel.",
+                )
+            seen.add(channel)
         is_hb = [c.chromophore is not None for c in channels]
         if any(is_hb) and not all(is_hb):
             raise ChannelError(
@@ -108,7 +123,7 @@ class NirsLayout:
             if distances_m is None
             else np.asarray(distances_m, float)
         )
-        layout = cls(channels=channels, distances_m=dist, signal=kind)
+        layout = cls(channels=channels, distances_m=dist, signal=kind, found_unit=found_unit)
         layout.pairs()  # validates that every pair is complete
         return layout
 
@@ -116,6 +131,23 @@ class NirsLayout:
     def wavelengths(self) -> tuple[float, ...]:
         """The distinct wavelengths in nm, ascending (empty for haemoglobin data)."""
         return tuple(sorted({c.wavelength for c in self.channels if c.wavelength is not None}))
+
+    def pair_distances(self) -> np.ndarray:
+        """Source-detector distance per pair in metres, in :meth:`pairs` order (NaN: unknown)."""
+        return np.array([self.distances_m[cols[0]] for _, cols in self.pairs()], float)
+
+    def short_mask(self) -> np.ndarray:
+        """Per pair in :meth:`pairs` order: a short-separation channel (under
+        :data:`SHORT_SEPARATION_M`). Pairs of unknown distance count as long."""
+        distances = self.pair_distances()
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(distances) & (distances < SHORT_SEPARATION_M)
+
+    def long_pairs(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The pairs that see the cortex (not short-separation), in :meth:`pairs` order: the
+        ones the model scores."""
+        short = self.short_mask()
+        return [p for p, s in zip(self.pairs(), short, strict=True) if not s]
 
     def pairs(self) -> list[tuple[str, tuple[int, ...]]]:
         """Source-detector pairs in first-seen order, with the column of each member.

@@ -17,7 +17,11 @@ import numpy as np
 from contract.settings import InvalidSettingError, setting
 from models.features import window_features
 from models.preprocessing import EegParams, NirsParams
-from models.preprocessing.quality import eeg_channel_flags, scalp_coupling_index
+from models.preprocessing.quality import (
+    cardiac_peak_power,
+    eeg_channel_flags,
+    scalp_coupling_index,
+)
 
 EEG_SCALE_UV = 20.0
 """EEG model input is preprocessed uV divided by this (keeps absolute power, near unit scale)."""
@@ -34,7 +38,12 @@ class WindowParams:
     warmup_s: float = setting(30.0, ge=0, doc="seconds at a session start never scored")
     rtms_guard_s: float = setting(0.5, ge=0, doc="seconds after a train still counted as train")
     max_bad_eeg_fraction: float = setting(0.25, ge=0, le=1)
-    sci_threshold: float = setting(0.5, ge=-1, le=1, doc="pairs below are bad")
+    sci_threshold: float = setting(
+        0.5, ge=-1, le=1, doc="pairs below this scalp coupling index are bad (intensity, OD)"
+    )
+    psp_threshold: float = setting(
+        0.1, ge=0, le=1, doc="pairs below this cardiac peak power are bad (haemoglobin input)"
+    )
     min_good_nirs_fraction: float = setting(0.5, ge=0, le=1)
     cue_s: float = setting(
         0.0,
@@ -78,10 +87,11 @@ class WindowSignals:
     """``(nirs_samples, 2 * n_pairs)`` band-passed HbO/HbR at the model rate, in uM."""
     raw_eeg: np.ndarray
     """``(n, n_channels)`` raw EEG at the source rate in uV, for the channel flags."""
-    cardiac: np.ndarray | None
-    """``(n, n_nirs_channels)`` cardiac-band optical density, ``None`` for Hb streams."""
+    cardiac: np.ndarray
+    """``(n, n_nirs_channels)`` cardiac band at the source rate: optical density, or HbO/HbR
+    for haemoglobin streams."""
     nonfinite: bool
-    """Whether any input sample of the window was NaN or infinite."""
+    """Whether any EEG input sample of the window was NaN or infinite."""
     tms_blanked: bool
     """Whether TMS pulses were blanked inside the window."""
     in_rtms_train: bool
@@ -90,6 +100,12 @@ class WindowSignals:
     """``(2, nirs_samples)`` drug and neutral cue regressors (see :mod:`models.context`)."""
     occupancy: np.ndarray
     """``(2,)`` fraction of the window spent in a drug and in a neutral cue."""
+    nirs_lost: np.ndarray | None = None
+    """``(n_nirs_channels,)`` True for an fNIRS channel saturated or lost in the window."""
+    nirs_rate: float = 0.0
+    """Source rate of the fNIRS stream (for the cardiac peak power)."""
+    nirs_nonfinite: bool = False
+    """Whether any fNIRS input sample of the window was NaN or infinite."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,8 @@ class Window:
     nirs: np.ndarray
     """``(2 * n_pairs, nirs_samples)`` float32 scaled model input, bad pairs zeroed."""
     sci: np.ndarray
-    """``(n_pairs,)`` scalp coupling index."""
+    """``(n_pairs,)`` coupling index of each scored (long) pair: the scalp coupling index,
+    or the cardiac peak power for haemoglobin input (see ``coupling_index``)."""
     eeg_flags: dict[str, np.ndarray]
     """Per-channel booleans: ``nonfinite``, ``flat``, ``railing``, ``noisy``."""
     reasons: tuple[str, ...]
@@ -110,6 +127,23 @@ class Window:
     """``(2, nirs_samples)`` float32 cue regressors, model input."""
     features: np.ndarray
     """``(F,)`` float32 hand-crafted features (:mod:`models.features`), model input."""
+    saturated: np.ndarray | None = None
+    """``(n_pairs,)`` True for a pair with a saturated or lost channel in the window."""
+    coupling_index: str = "sci"
+    """``sci`` (scalp coupling index) or ``psp`` (cardiac peak power): what ``sci`` holds."""
+    coupling_threshold: float = 0.5
+    """Pairs whose ``sci`` is below this are bad."""
+
+    @property
+    def good_pairs(self) -> np.ndarray:
+        """``(n_pairs,)`` True for a pair that enters the model."""
+        return ~self.bad_pairs
+
+    @property
+    def bad_pairs(self) -> np.ndarray:
+        """``(n_pairs,)`` True for a pair zeroed in the model input (poor coupling or lost)."""
+        bad = self.sci < self.coupling_threshold
+        return bad if self.saturated is None else bad | self.saturated
 
     @property
     def usable(self) -> bool:
@@ -127,23 +161,49 @@ def assemble_window(signals: WindowSignals, layout, params: SignalParams) -> Win
     """Scale one window into model input, compute its features and apply the quality gate
     (offline and live).
 
+    Only long pairs are scored (short-separation channels feed the regression, never the
+    model). A pair is bad when its coupling index is below threshold (scalp coupling index
+    for intensity and OD; cardiac peak power of HbO for haemoglobin) or when one of its
+    channels was saturated or lost in the window; bad pairs are zeroed in the model input.
+
     Reasons, in order: ``rtms_train`` (overlaps a train), ``tms_pulse`` (pulses blanked
     inside), ``eeg_quality`` (too many EEG channels flagged), ``nirs_coupling`` (too few
-    pairs with a good scalp coupling index), ``nonfinite`` (NaN or infinite input samples).
+    good pairs), ``nirs_saturated`` (with it, when saturated or lost channels are among the
+    causes), ``nonfinite`` (NaN or infinite EEG samples, or fNIRS ones among the causes).
     """
     wp = params.windows
-    pair_count = len(layout.pairs())
-    sci = (
-        scalp_coupling_index(signals.cardiac, layout)
-        if signals.cardiac is not None
-        else np.ones(pair_count)
+    long = ~layout.short_mask()
+    pairs = layout.pairs()
+    if layout.signal == "hb":
+        hbo = signals.cardiac[:, [cols[0] for _, cols in pairs]]
+        band = (
+            params.nirs.cardiac_l_freq,
+            min(params.nirs.cardiac_h_freq, 0.45 * signals.nirs_rate),
+        )
+        index, kind, threshold = (
+            cardiac_peak_power(hbo, signals.nirs_rate, band),
+            "psp",
+            wp.psp_threshold,
+        )
+    else:
+        index, kind, threshold = (
+            scalp_coupling_index(signals.cardiac, layout),
+            "sci",
+            wp.sci_threshold,
+        )
+    index = index[long]
+    saturated = (
+        np.array([signals.nirs_lost[list(cols)].any() for _, cols in pairs])[long]
+        if signals.nirs_lost is not None
+        else np.zeros(len(index), bool)
     )
-    bad_pairs = sci < wp.sci_threshold
+    bad_pairs = (index < threshold) | saturated
     hb = (signals.hb.T / HB_SCALE_UM).astype(np.float32)
     for k in np.flatnonzero(bad_pairs):
         hb[2 * k : 2 * k + 2] = 0.0
     flags = eeg_channel_flags(signals.raw_eeg)
     bad_eeg = flags["nonfinite"] | flags["flat"] | flags["railing"] | flags["noisy"]
+    too_few_pairs = (~bad_pairs).mean() < wp.min_good_nirs_fraction if len(bad_pairs) else True
     why = []
     if signals.in_rtms_train:
         why.append("rtms_train")
@@ -151,9 +211,11 @@ def assemble_window(signals: WindowSignals, layout, params: SignalParams) -> Win
         why.append("tms_pulse")
     if bad_eeg.mean() > wp.max_bad_eeg_fraction:
         why.append("eeg_quality")
-    if (~bad_pairs).mean() < wp.min_good_nirs_fraction:
+    if too_few_pairs:
         why.append("nirs_coupling")
-    if signals.nonfinite:
+        if saturated.any():
+            why.append("nirs_saturated")
+    if signals.nonfinite or (too_few_pairs and saturated.any() and signals.nirs_nonfinite):
         why.append("nonfinite")
     eeg = (signals.eeg.T / EEG_SCALE_UV).astype(np.float32)
     context = np.asarray(signals.context, np.float32)
@@ -163,14 +225,17 @@ def assemble_window(signals: WindowSignals, layout, params: SignalParams) -> Win
     return Window(
         eeg=eeg,
         nirs=hb,
-        sci=sci,
+        sci=index,
         eeg_flags=flags,
         reasons=tuple(why),
         context=context,
         features=features,
+        saturated=saturated,
+        coupling_index=kind,
+        coupling_threshold=threshold,
     )
 
 
 def nirs_out_names(layout) -> list[str]:
-    """Model-input fNIRS channel names: ``S_D hbo, S_D hbr`` per pair."""
-    return [f"{name} {kind}" for name, _ in layout.pairs() for kind in ("hbo", "hbr")]
+    """Model-input fNIRS channel names: ``S_D hbo, S_D hbr`` per long pair."""
+    return [f"{name} {kind}" for name, _ in layout.long_pairs() for kind in ("hbo", "hbr")]

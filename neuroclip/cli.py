@@ -202,7 +202,19 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fail on NaN or infinite samples instead of reporting them",
     )
+    _add_nirs_unit(p)
     p.set_defaults(func=_run_inspect)
+
+
+def _add_nirs_unit(p: argparse.ArgumentParser) -> None:
+    """``--nirs-unit``: the haemoglobin unit of a file that declares none."""
+    p.add_argument(
+        "--nirs-unit",
+        default=None,
+        metavar="UNIT",
+        help="unit of the file's HbO/HbR data when the file declares none (e.g. uM, M); "
+        "never needed for raw intensity or for files that name their unit",
+    )
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
@@ -211,7 +223,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     lines = (
         inspect_bids(args.path, args.window, args.strict)
         if args.bids
-        else inspect_file(args.path, args.window, args.strict)
+        else inspect_file(args.path, args.window, args.strict, args.nirs_unit)
     )
     print("\n".join(lines))
     return 0
@@ -319,6 +331,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--craving", type=float, help="craving VAS 0-100 (default: n/a)")
     p.add_argument("--optodes", type=Path, help="optode table: name x y z in metres")
     p.add_argument("--line-freq", type=float, default=50.0, help="mains frequency in Hz")
+    _add_nirs_unit(p)
     p.set_defaults(func=run_convert)
 
 
@@ -343,6 +356,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=float, help="seconds not scored after the start")
     p.add_argument("--smoothing", type=int, help="windows of the smoothed score (default 5)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all)")
+    _add_nirs_unit(p)
     p.set_defaults(func=run_score)
 
 
@@ -379,6 +393,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="wait up to S s for a reader of every outlet before starting",
     )
+    _add_nirs_unit(p)
     p.set_defaults(func=run_replay)
 
 

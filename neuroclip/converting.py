@@ -10,7 +10,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from models.io.bids_convert import convert_session, read_optodes
     from models.io.sessions import read_session
 
-    recording = read_session(args.path)
+    recording = read_session(args.path, nirs_unit=args.nirs_unit)
     folder = convert_session(
         recording,
         args.bids,

@@ -76,9 +76,11 @@ def _recording_lines(rec: Recording, window: float | None, strict: bool) -> list
     return lines
 
 
-def inspect_file(path: Path, window: float | None, strict: bool) -> list[str]:
+def inspect_file(
+    path: Path, window: float | None, strict: bool, nirs_unit: str | None = None
+) -> list[str]:
     """Summary lines for one recording file or NIRx folder."""
-    rec = read_recording(path)
+    rec = read_recording(path, nirs_unit=nirs_unit)
     return [f"{path}", *_recording_lines(rec, window, strict)]
 
 

@@ -10,7 +10,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from models.io.sessions import read_session
     from streamer.replay import ReplayNames, replay
 
-    recording = read_session(args.path)
+    recording = read_session(args.path, nirs_unit=args.nirs_unit)
     if not args.no_model_check:
         _check_model(recording, args.model)
     totals = replay(

@@ -29,7 +29,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     out = require_new_file(args.out, "the score file")
     bundle = load_bundle(args.model or DEFAULT_BUNDLE)
-    recording = read_session(args.path)
+    recording = read_session(args.path, nirs_unit=args.nirs_unit)
     options = WindowOptions(hop_s=args.hop, warmup_s=args.warmup)
     if args.smoothing is not None:
         options = WindowOptions(args.hop, args.warmup, args.smoothing)

@@ -40,14 +40,14 @@ def dumps(message: dict) -> str:
     return json.dumps(message, separators=(",", ":"), allow_nan=False)
 
 
-def _quality(
-    window: GatedWindow, eeg_channels: tuple[str, ...], pair_names: list[str], sci_threshold: float
-) -> dict:
+def _quality(window: GatedWindow, eeg_channels: tuple[str, ...], pair_names: list[str]) -> dict:
     w = window.window
     if w is None:
         return {"usable": False, "reasons": list(window.reasons), "eeg": None, "nirs": None}
     bad = w.bad_eeg
-    good_pairs = w.sci >= sci_threshold
+    good_pairs = w.good_pairs
+    saturated = w.saturated if w.saturated is not None else np.zeros(len(pair_names), bool)
+    index_median = float(np.median(w.sci)) if len(w.sci) else 0.0
     return {
         "usable": window.usable,
         "reasons": list(window.reasons),
@@ -56,9 +56,11 @@ def _quality(
             "bad_channels": [c for c, b in zip(eeg_channels, bad, strict=True) if b],
         },
         "nirs": {
-            "good_fraction": round(float(good_pairs.mean()), 4),
-            "sci_median": round(float(np.clip(np.median(w.sci), -1, 1)), 4),
+            "good_fraction": round(float(good_pairs.mean()), 4) if len(good_pairs) else 0.0,
+            "sci_median": round(float(np.clip(index_median, -1, 1)), 4),
             "bad_pairs": [p for p, g in zip(pair_names, good_pairs, strict=True) if not g],
+            "index": w.coupling_index,
+            "saturated_pairs": [p for p, x in zip(pair_names, saturated, strict=True) if x],
         },
     }
 
@@ -72,7 +74,6 @@ def score_message(
     *,
     eeg_channels: tuple[str, ...],
     pair_names: list[str],
-    sci_threshold: float,
 ) -> dict:
     """The ``neuroclip.score/1`` message of one window (``scores`` is None if unusable)."""
     scored = scores is not None
@@ -90,7 +91,7 @@ def score_message(
         "distance_hc": finite_or_none(scores.distance_hc[0]) if scored else None,
         "distance_ma": finite_or_none(scores.distance_ma[0]) if scored else None,
         "smoothed": finite_or_none(smoothed),
-        "quality": _quality(window, eeg_channels, pair_names, sci_threshold),
+        "quality": _quality(window, eeg_channels, pair_names),
         "phase": window.phase.phase,
         "cue": window.phase.cue,
         "model": {"name": ident.model_name, "sha256": ident.model_sha256},
@@ -126,6 +127,10 @@ def quality_message(
         message["nirs"] = {
             "pairs": pair_names,
             "sci": [round(float(np.clip(v, -1, 1)), 4) for v in w.sci],
+            "index": w.coupling_index,
+            "saturated": [bool(x) for x in w.saturated]
+            if w.saturated is not None
+            else [False] * len(pair_names),
         }
     return message
 

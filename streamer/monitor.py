@@ -319,7 +319,6 @@ class Monitor:
 
     async def _publish(self, window: GatedWindow, scores, stages: dict) -> None:
         started = time.perf_counter()
-        wp = self.params.windows
         message = score_message(
             self.ident,
             window,
@@ -328,7 +327,6 @@ class Monitor:
             stages,
             eeg_channels=self.eeg_channels,
             pair_names=self._pair_names,
-            sci_threshold=wp.sci_threshold,
         )
         text = dumps(message)
         # hand the score to the network first (lower latency), then append it to the log;

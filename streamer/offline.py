@@ -119,7 +119,6 @@ class OfflineScorer:
                 {},
                 eeg_channels=self.eeg_channels,
                 pair_names=pair_names,
-                sci_threshold=self.params.windows.sci_threshold,
             )
             records.append(message)
         return records

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from contract.errors import RecordingFormatError, RecordingNotFoundError
+from contract.errors import ChannelError, RecordingFormatError, RecordingNotFoundError
 from models.signals import Recording
+from models.units import HB_TO_UM
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +22,12 @@ MNE_READERS = {
 SUPPORTED = (*MNE_READERS, ".xdf", ".xdfz", "NIRx folder (with a .hdr file)")
 
 
-def read_recording(path: str | Path) -> Recording:
+def read_recording(path: str | Path, nirs_unit: str | None = None) -> Recording:
     """Read an XDF file, a file MNE reads (SNIRF, EDF/BDF, BrainVision, EEGLAB, FIF) or a
     NIRx folder.
+
+    ``nirs_unit`` names the unit of a SNIRF file's haemoglobin data when the file declares
+    none (``--nirs-unit uM``); a file that declares another unit is refused.
 
     Raises
     ------
@@ -52,7 +56,7 @@ def read_recording(path: str | Path) -> Recording:
         return _read_with_mne(path, "read_raw_fif")
     if suffix not in MNE_READERS:
         raise _unsupported(path)
-    return _read_with_mne(path, MNE_READERS[suffix])
+    return _read_with_mne(path, MNE_READERS[suffix], nirs_unit)
 
 
 def _unsupported(path: Path) -> RecordingFormatError:
@@ -64,14 +68,15 @@ def _unsupported(path: Path) -> RecordingFormatError:
     )
 
 
-def _read_with_mne(path: Path, reader_name: str) -> Recording:
+def _read_with_mne(path: Path, reader_name: str, nirs_unit: str | None = None) -> Recording:
     import mne
 
     from models.io.mne_raw import recording_from_raw
 
     reader = getattr(mne.io, reader_name)
     try:
-        raw = reader(path, preload=True, verbose="error")
+        options = {"saturated": "nan"} if reader_name == "read_raw_nirx" else {}
+        raw = reader(path, preload=True, verbose="error", **options)
     except (OSError, ValueError, KeyError, RuntimeError, IndexError, TypeError) as exc:
         raise RecordingFormatError(
             f"{path}: MNE's {reader_name} could not read it: {type(exc).__name__}: {exc}",
@@ -80,4 +85,46 @@ def _read_with_mne(path: Path, reader_name: str) -> Recording:
             path=path,
         ) from exc
     logger.debug("read %s with mne.io.%s", path, reader_name)
-    return recording_from_raw(raw, path)
+    hb_unit, hb_to_um = "M", 1e6  # MNE holds molar
+    if reader_name == "read_raw_snirf":
+        declared = snirf_data_unit(path)
+        hb_unit = _declared_or_given(path, declared, nirs_unit)
+        if not declared:  # MNE took the numbers as molar: they are in the unit given, if any
+            hb_to_um = HB_TO_UM.get(hb_unit)
+    return recording_from_raw(raw, path, hb_unit=hb_unit, hb_to_um=hb_to_um)
+
+
+def _declared_or_given(path: Path, declared: str, given: str | None) -> str:
+    """The haemoglobin unit to use: the file's own, or the one given when it has none."""
+    if given is None:
+        return declared
+    if given not in HB_TO_UM:
+        raise ChannelError(
+            f"--nirs-unit {given!r} is not a concentration unit; accepted: "
+            f"{', '.join(k for k in HB_TO_UM if '/' not in k)}.",
+            fix="give the unit the device exported, e.g. --nirs-unit uM.",
+            path=path,
+        )
+    if declared and declared != given:
+        raise ChannelError(
+            f"{path} declares its haemoglobin unit as {declared!r}, but --nirs-unit says "
+            f"{given!r}.",
+            fix="drop --nirs-unit: the file's own unit is used.",
+            path=path,
+        )
+    return given
+
+
+def snirf_data_unit(path: Path) -> str:
+    """The ``dataUnit`` a SNIRF file declares for its first channel (``""`` when none; MNE
+    assumes one unit for all channels too)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        value = f.get("nirs/data1/measurementList1/dataUnit")
+        if value is None:
+            return ""
+        raw = value[()]
+    if hasattr(raw, "item"):
+        raw = raw.item()
+    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)

@@ -8,12 +8,25 @@ import numpy as np
 
 from contract.errors import ChannelError
 from models.signals import Markers, NirsLayout, Recording, SignalBlock
+from models.units import nirs_signal
 
 _NIRS_TYPES = {"fnirs_cw_amplitude": "intensity", "fnirs_od": "od", "hbo": "hb", "hbr": "hb"}
 
 
-def recording_from_raw(raw, source: Path, meta: dict[str, object] | None = None) -> Recording:
-    """Split ``raw`` into an EEG block (uV) and an fNIRS block (a.u., OD or uM) with markers."""
+def recording_from_raw(
+    raw,
+    source: Path,
+    meta: dict[str, object] | None = None,
+    hb_unit: str = "M",
+    hb_to_um: float | None = 1e6,
+) -> Recording:
+    """Split ``raw`` into an EEG block (uV) and an fNIRS block (a.u., OD or uM) with markers.
+
+    ``hb_unit`` is the unit the file gave for haemoglobin data and ``hb_to_um`` the factor
+    from MNE's numbers to uM (MNE holds molar: 1e6). MNE reads a SNIRF file that declares no
+    unit as molar without saying so; the SNIRF reader then passes ``hb_to_um=None`` and the
+    data is refused rather than scaled by a guess.
+    """
     import mne
 
     raw.load_data(verbose="error")
@@ -49,17 +62,32 @@ def recording_from_raw(raw, source: Path, meta: dict[str, object] | None = None)
                 )
             names = [f"{n.split(' ')[0]} {w:g}" for n, w in zip(names, wavelengths, strict=False)]
         distances = mne.preprocessing.nirs.source_detector_distances(raw.info, picks=nirs_picks)
-        scale = 1e6 if signal == "hb" else 1.0
+        scale = 1.0
+        if signal == "hb":
+            try:
+                nirs_signal(str(source), names[0], hb_unit, "hbo", haemoglobin_label=True)
+            except ChannelError as exc:
+                raise ChannelError(
+                    exc.message,
+                    fix="give the unit the device exported: --nirs-unit uM (inspect, score, "
+                    "replay, convert), or write it into the file (SNIRF "
+                    "nirs/data1/measurementList<k>/dataUnit, e.g. 'umol/L').",
+                    path=source,
+                ) from None
+            scale = float(hb_to_um)
+        found = {"intensity": "a.u.", "od": "OD", "hb": hb_unit}[signal]
         blocks.append(
             SignalBlock(
                 name=f"{source.name} NIRS",
                 kind="nirs",
                 ch_names=tuple(names),
-                units=(("uM",) if signal == "hb" else ("a.u.",)) * len(names),
+                units=({"intensity": "a.u.", "od": "OD", "hb": "uM"}[signal],) * len(names),
                 sfreq=float(raw.info["sfreq"]),
                 data=raw.get_data(picks=nirs_picks).T * scale,
                 times=times,
-                nirs=NirsLayout.from_labels(names, distances_m=distances, signal=signal),  # type: ignore[arg-type]
+                nirs=NirsLayout.from_labels(
+                    names, distances_m=distances, signal=signal, found_unit=found
+                ),
             )
         )
     ann = raw.annotations

@@ -29,8 +29,11 @@ def _bids_parts(path: Path) -> tuple[Path, str, str | None] | None:
     return root, subject_dir.name[4:], session
 
 
-def read_session(path: str | Path, task: str = "cue") -> Recording:
+def read_session(path: str | Path, task: str = "cue", nirs_unit: str | None = None) -> Recording:
     """Read the recording at ``path`` (see the module docstring for what it may be).
+
+    ``nirs_unit``: the haemoglobin unit of a file that declares none (see
+    :func:`models.io.read_recording`).
 
     Raises
     ------
@@ -42,7 +45,7 @@ def read_session(path: str | Path, task: str = "cue") -> Recording:
     path = Path(path)
     parts = _bids_parts(path)
     if parts is None:
-        return read_recording(path)
+        return read_recording(path, nirs_unit=nirs_unit)
     from models.io.bids import BidsDataset
 
     root, subject, session = parts

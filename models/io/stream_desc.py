@@ -8,31 +8,23 @@ channel taken out), a scale per EEG channel to uV, and the fNIRS layout.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import numpy as np
 
 from contract.errors import ChannelError
-from models.signals import NirsLayout
+from models.signals import NirsLayout, parse_nirs_label
+from models.units import eeg_scale, nirs_signal
 
 CHANNEL_FIELDS = ("label", "unit", "type", "wavelength", "distance")
 COUNTER_LABEL = "counter"
 SCORE_STREAM_TYPE = "NeuroCLIPScore"
 """Type of the monitor's LSL score stream: recorded beside the signals, never a marker."""
 
-EEG_UNIT_SCALE = {
-    "uv": 1.0,
-    "µv": 1.0,
-    "microvolts": 1.0,
-    "microvolt": 1.0,
-    "mv": 1e3,
-    "millivolts": 1e3,
-    "v": 1e6,
-    "volts": 1e6,
-    "volt": 1e6,
-}
-"""Factor from a unit named in a stream's desc to uV (unknown or empty units: 1)."""
+MAX_DISTANCE_M = 0.1
+"""Source-detector distances are given in metres; one above this is a unit slip (mm)."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +38,14 @@ class StreamLayout:
     counter_column: int | None
     """Column of the ``counter`` channel, when the stream has one."""
     units: tuple[str, ...]
-    """Unit per data column after scaling (``uV`` for EEG, as described otherwise)."""
+    """Unit per data column after scaling: ``uV`` for EEG (``""`` where the stream gave no
+    known unit: such a channel is refused when a model needs it), ``a.u.``, ``OD`` or ``uM``
+    for fNIRS, as described otherwise."""
     scales: np.ndarray
-    """Factor per data column to the signal contract's unit (uV for EEG, 1 otherwise)."""
+    """Factor per data column to the signal contract's unit (uV, uM; 1 otherwise)."""
     nirs: NirsLayout | None
+    found_units: tuple[str, ...] = ()
+    """Unit per data column as the stream named it."""
 
 
 def channels_from_xml(xml: str, count: int) -> list[dict[str, str]]:
@@ -79,38 +75,128 @@ def stream_layout(
 ) -> StreamLayout:
     """Describe a signal stream of ``kind`` (``eeg``, ``nirs`` or other) from its channels.
 
+    EEG channels are scaled to uV from their unit; a channel without a known unit keeps
+    its values and the unit ``""`` (see :func:`models.pipeline.compat.check_stream`).
+    fNIRS channels are classified and scaled by :func:`models.units.nirs_signal`.
+
     Raises
     ------
     ChannelError
-        When an fNIRS stream's labels do not follow the contract (``S1_D1 760``,
-        ``S1_D1 hbo``), naming ``source``.
+        Naming ``source`` and the channel: a label listed twice; for fNIRS a label off the
+        contract (``S1_D1 760``, ``S1_D1 hbo``), a wavelength missing, a unit missing or
+        unknown, kinds mixed, a distance missing or not in metres, a pair incomplete.
     """
     channels = _label_defaults([dict(c) for c in channels])
     labels = [c["label"] for c in channels]
     counter = labels.index(COUNTER_LABEL) if COUNTER_LABEL in labels else None
     columns = tuple(i for i in range(len(channels)) if i != counter)
     data_channels = [channels[i] for i in columns]
-    scales = np.ones(len(columns))
-    layout = None
+    _refuse_duplicates([c["label"] for c in data_channels], source, path)
+    found = tuple(c["unit"] for c in data_channels)
     if kind == "eeg":
-        scales = np.array([EEG_UNIT_SCALE.get(c["unit"].lower(), 1.0) for c in data_channels])
+        factors = [eeg_scale(u) for u in found]
+        scales = np.array([1.0 if f is None else f for f in factors])
+        units = tuple("" if f is None else "uV" for f in factors)
+        layout = None
     elif kind == "nirs":
-        dist = np.array(
-            [_distance_m(c["distance"]) for c in data_channels],
-            dtype=float,
-        )
         try:
-            layout = NirsLayout.from_labels([c["label"] for c in data_channels], distances_m=dist)
+            scales, units, layout = _nirs_layout(data_channels, source)
         except ChannelError as exc:
-            raise ChannelError(f"{source}: {exc.message}", fix=exc.fix, path=path) from None
+            message = exc.message if exc.message.startswith(source) else f"{source}: {exc.message}"
+            raise ChannelError(message, fix=exc.fix, path=path) from None
+    else:
+        scales, units, layout = np.ones(len(columns)), found, None
     return StreamLayout(
         labels=tuple(c["label"] for c in data_channels),
-        units=tuple("uV" if kind == "eeg" else c["unit"] for c in data_channels),
+        units=units,
         data_columns=columns,
         counter_column=counter,
         scales=scales,
         nirs=layout,
+        found_units=found,
     )
+
+
+def _refuse_duplicates(labels: list[str], source: str, path: object) -> None:
+    seen: set[str] = set()
+    for label in labels:
+        if label in seen:
+            raise ChannelError(
+                f"{source}: channel {label!r} is listed twice.",
+                fix="give every channel a unique label in the device software or the "
+                "stream's desc.",
+                path=path,
+            )
+        seen.add(label)
+
+
+def _nirs_label(channel: dict[str, str], source: str) -> str:
+    """The channel's label in the contract's form: a ``wavelength`` child completes a bare
+    ``S1_D1`` label."""
+    label = channel["label"].strip()
+    if re.fullmatch(r"S\d+_D\d+", label):
+        wavelength = channel["wavelength"].strip()
+        if not wavelength:
+            chromophore = channel["type"].strip().lower()
+            if chromophore in ("hbo", "hbr"):
+                return f"{label} {chromophore}"
+            raise ChannelError(
+                f"{source}: fNIRS channel {label!r} names no wavelength (no "
+                "'S<i>_D<j> <nm>' label and no wavelength field).",
+                fix="give each channel its wavelength in nm (desc/channels/channel/wavelength) "
+                "or label it 'S<i>_D<j> <nm>'.",
+            )
+        return f"{label} {wavelength}"
+    return label
+
+
+def _nirs_layout(
+    data_channels: list[dict[str, str]], source: str
+) -> tuple[np.ndarray, tuple[str, ...], NirsLayout]:
+    labels = [_nirs_label(c, source) for c in data_channels]
+    kinds, scales = [], []
+    for label, c in zip(labels, data_channels, strict=True):
+        parsed = parse_nirs_label(label)
+        kind, scale = nirs_signal(
+            source, label, c["unit"], c["type"], parsed.chromophore is not None
+        )
+        kinds.append(kind)
+        scales.append(scale)
+    if len(set(kinds)) > 1:
+        first = {k: labels[kinds.index(k)] for k in kinds}
+        raise ChannelError(
+            f"{source}: fNIRS channels mix kinds: "
+            + ", ".join(f"{lab!r} is {k}" for k, lab in first.items())
+            + ".",
+            fix="send one kind per stream: raw intensity, optical density or HbO/HbR.",
+        )
+    distances = np.array([_distance_m(c["distance"]) for c in data_channels], dtype=float)
+    signal = kinds[0]
+    _check_distances(labels, distances, signal, source)
+    layout = NirsLayout.from_labels(
+        labels, distances_m=distances, signal=signal, found_unit=data_channels[0]["unit"]
+    )
+    units = {"intensity": "a.u.", "od": "OD", "hb": "uM"}[signal]
+    return np.array(scales), (units,) * len(labels), layout
+
+
+def _check_distances(labels: list[str], distances: np.ndarray, signal: str, source: str) -> None:
+    """Intensity and optical density need every distance (the Beer-Lambert law scales by
+    it); haemoglobin streams may omit them (then no pair counts as short)."""
+    for label, d in zip(labels, distances, strict=True):
+        if np.isfinite(d) and not 0 < d <= MAX_DISTANCE_M:
+            raise ChannelError(
+                f"{source}: fNIRS channel {label!r} gives a source-detector distance of {d:g}; "
+                f"expected metres, between 0 and {MAX_DISTANCE_M:g}.",
+                fix="give desc/channels/channel/distance in metres (30 mm is 0.03).",
+            )
+        if signal != "hb" and not np.isfinite(d):
+            raise ChannelError(
+                f"{source}: fNIRS channel {label!r} gives no source-detector distance; the "
+                "Beer-Lambert law needs it.",
+                fix="give desc/channels/channel/distance in metres for every channel, or "
+                "stream HbO/HbR computed by the device.",
+            )
 
 
 def _distance_m(text: str) -> float:

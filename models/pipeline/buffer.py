@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from models.montage import pick_eeg
 from models.pipeline.ring import RingBuffer, SpanUnavailableError
 from models.pipeline.streams import Chunk, StreamDescription
 from models.preprocessing import EegChain, NirsChain
@@ -88,6 +89,8 @@ class Cut:
     blanked: bool
     first_stamp: float
     last_stamp: float
+    lost: np.ndarray | None = None
+    """fNIRS: ``(n_channels,)`` True for a channel saturated or lost in the window."""
 
 
 class ModalityBuffer:
@@ -134,7 +137,7 @@ class ModalityBuffer:
         self._picks: list[int] = []
         self._up = self._down = 1
         self._stamps = self._raw = self._out = None
-        self._bad = self._gap = self._blanked = None
+        self._bad = self._gap = self._blanked = self._lost = None
         self.last_stamp: float | None = None
         self.last_received: float | None = None
         """Local LSL clock when the newest sample was pulled."""
@@ -160,7 +163,7 @@ class ModalityBuffer:
             self._up, self._down = rational_ratio(description.nominal_rate, self.target_sfreq)
         self.description = description
         if self.role == "eeg":
-            self._picks = [layout.labels.index(c) for c in self.channels]
+            self._picks = pick_eeg(self.channels, layout.labels, f"EEG stream {description.name!r}")
         self._chain = self._new_chain()
         self.segment = Segment(number, np.nan, self._stamps.end, self._out.end)
         self.lost = False
@@ -178,12 +181,13 @@ class ModalityBuffer:
         n_raw = max(1, round(self.keep_s * description.nominal_rate))
         n_out = max(1, round(self.keep_s * self.target_sfreq))
         width_raw = len(self.channels) if self.role == "eeg" else len(layout.labels)
-        width_out = len(self.channels) if self.role == "eeg" else 2 * len(layout.nirs.pairs())
+        width_out = len(self.channels) if self.role == "eeg" else 2 * len(layout.nirs.long_pairs())
         self._stamps = RingBuffer(n_raw)
         self._raw = RingBuffer(n_raw, width_raw)
         self._bad = RingBuffer(n_raw, dtype=bool)
         self._gap = RingBuffer(n_raw, dtype=bool)
         self._blanked = RingBuffer(n_raw, dtype=bool)
+        self._lost = RingBuffer(n_raw, width_raw, dtype=bool) if self.role == "nirs" else None
         self._out = RingBuffer(n_out, width_out)
 
     def mark_lost(self) -> None:
@@ -293,9 +297,10 @@ class ModalityBuffer:
             self._blanked.write(result.blanked_in)
         else:
             result = self._chain(data)
-            self._raw.write(result.cardiac if result.cardiac is not None else data)
+            self._raw.write(result.cardiac)
             self._out.write(result.hb)
             self._blanked.write(np.zeros(len(stamps), bool))
+            self._lost.write(result.lost_in | gap[:, None])
         self._bad.write(result.bad_in.any(axis=1) & ~gap)
         self._gap.write(gap)
         self._stamps.write(stamps)
@@ -391,4 +396,5 @@ class ModalityBuffer:
             blanked=bool(self._blanked.read(raw0, raw_end).any()),
             first_stamp=float(stamps[0]),
             last_stamp=float(stamps[-1]),
+            lost=None if self._lost is None else self._lost.read(raw0, raw_end).any(axis=0),
         )

@@ -6,9 +6,12 @@ fNIRS pair order differ from what the model was trained on.
 
 from __future__ import annotations
 
-from contract.errors import BundleError
+from contract.errors import BundleError, ChannelError
 from models.bundle import Bundle
+from models.io.stream_desc import StreamLayout
+from models.montage import pick_eeg
 from models.pipeline.streams import StreamDescription
+from models.units import EEG_UNIT_FIX, eeg_unit_refusal
 from models.windows import nirs_out_names
 
 
@@ -27,6 +30,7 @@ def check_stream(bundle: Bundle, role: str, description: StreamDescription) -> l
     layout = description.layout
     if role == "eeg":
         bundle.check_modality("eeg", layout.labels, description.nominal_rate, source)
+        _check_eeg_units(bundle, layout, source)
         return None
     offered = nirs_out_names(layout.nirs)
     bundle.check_modality("nirs", tuple(offered), description.nominal_rate, source)
@@ -40,3 +44,14 @@ def check_stream(bundle: Bundle, role: str, description: StreamDescription) -> l
             path=bundle.path,
         )
     return [name for name, _ in layout.nirs.pairs()]
+
+
+def _check_eeg_units(bundle: Bundle, layout: StreamLayout, source: str) -> None:
+    """Refuse the model's EEG channels when the stream gave no known unit for them."""
+    picks = pick_eeg(bundle.eeg_channels, layout.labels, source)
+    found = layout.found_units or ("",) * len(layout.labels)
+    for i in picks:
+        if layout.units[i] != "uV":
+            raise ChannelError(
+                eeg_unit_refusal(source, layout.labels[i], found[i]), fix=EEG_UNIT_FIX
+            )

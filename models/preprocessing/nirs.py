@@ -15,7 +15,9 @@ from contract.settings import InvalidSettingError, setting
 from models.extinction import absorption_coefficients
 from models.preprocessing.filters import StatefulSos, bandpass_sos
 from models.preprocessing.guard import FiniteGuard
+from models.preprocessing.loss import SignalLossDetector
 from models.preprocessing.resample import PolyphaseResampler, rational_ratio
+from models.preprocessing.short_channels import ShortChannelRegression
 from models.signals import NirsLayout
 
 
@@ -33,6 +35,17 @@ class NirsParams:
     cardiac_l_freq: float = setting(0.7, gt=0, doc="scalp coupling band, low edge in Hz")
     cardiac_h_freq: float = setting(1.5, gt=0, doc="scalp coupling band, high edge in Hz")
     target_sfreq: float = setting(5.0, gt=0, doc="model sampling rate of HbO/HbR in Hz")
+    short_channel_regression: bool = setting(
+        True,
+        doc="regress the long pairs on short-separation channels when the montage has them "
+        "(they are never scored either way)",
+    )
+    short_channel_tau_s: float = setting(
+        120.0, gt=0, doc="time constant of the short-channel regression's running fit"
+    )
+    loss_hold_s: float = setting(
+        1.0, ge=0, doc="seconds a channel stays flagged after a saturated or lost sample"
+    )
 
     def check(self) -> None:
         """Cross-field rules."""
@@ -140,11 +153,17 @@ class NirsOutput:
     """What the fNIRS chain gives for one chunk."""
 
     hb: np.ndarray
-    """``(n_out, 2 * n_pairs)`` band-passed HbO/HbR in uM at the model rate."""
-    cardiac: np.ndarray | None
-    """``(n_in, n_channels)`` cardiac-band optical density, for the scalp coupling index."""
+    """``(n_out, 2 * n_long_pairs)`` band-passed HbO/HbR in uM at the model rate, long pairs
+    only, short-channel regressed when the montage has short channels."""
+    cardiac: np.ndarray
+    """``(n_in, n_channels)`` the cardiac band of every input channel: optical density for
+    intensity and OD streams (scalp coupling index), HbO/HbR for haemoglobin streams
+    (cardiac peak power)."""
     bad_in: np.ndarray
     """``(n_in, n_channels)`` True where an input sample was NaN or infinite."""
+    lost_in: np.ndarray
+    """``(n_in, n_channels)`` True where a sample was saturated or lost, with the hold
+    (:mod:`models.preprocessing.loss`)."""
 
 
 class NirsChain:
@@ -155,26 +174,26 @@ class NirsChain:
         self.sfreq = float(sfreq)
         self.layout = layout
         self._guard = FiniteGuard()
-        if layout.signal == "hb":
-            self._od = None
-            self._mbll = None
-            self.ch_names = [f"{c.pair} {c.chromophore}" for c in layout.channels]
-            self._cardiac = None
-        else:
-            self._od = (
-                OpticalDensity(round(params.baseline_s * self.sfreq))
-                if layout.signal == "intensity"
-                else None
-            )
-            self._mbll = BeerLambert(layout, params.ppf)
-            self.ch_names = self._mbll.ch_names
-            h_cardiac = min(params.cardiac_h_freq, 0.45 * self.sfreq)
-            self._cardiac = StatefulSos(
-                bandpass_sos(params.cardiac_l_freq, h_cardiac, self.sfreq, params.filter_order)
-            )
+        self._loss = SignalLossDetector(layout.signal, self.sfreq, params.loss_hold_s)
+        self._od = (
+            OpticalDensity(round(params.baseline_s * self.sfreq))
+            if layout.signal == "intensity"
+            else None
+        )
+        self._mbll = None if layout.signal == "hb" else BeerLambert(layout, params.ppf)
+        h_cardiac = min(params.cardiac_h_freq, 0.45 * self.sfreq)
+        self._cardiac = StatefulSos(
+            bandpass_sos(params.cardiac_l_freq, h_cardiac, self.sfreq, params.filter_order)
+        )
         self._bandpass = StatefulSos(
             bandpass_sos(params.l_freq, params.h_freq, self.sfreq, params.filter_order)
         )
+        self._short = ShortChannelRegression(
+            layout, self.sfreq, params.short_channel_tau_s, params.short_channel_regression
+        )
+        self.ch_names = [
+            f"{name} {kind}" for name, _ in layout.long_pairs() for kind in ("hbo", "hbr")
+        ]
         up, down = rational_ratio(self.sfreq, params.target_sfreq)
         self._resampler = PolyphaseResampler(up, down)
 
@@ -183,10 +202,19 @@ class NirsChain:
         if x.ndim != 2 or x.shape[1] != len(self.layout.channels):
             raise ValueError(f"fNIRS chunk must be (n, {len(self.layout.channels)}), got {x.shape}")
         clean, bad = self._guard(x)
+        lost = self._loss(np.asarray(x, float), clean)
         if self._mbll is None:
-            hb, cardiac = clean, None
+            signal = clean
+            hb = _hbo_hbr_order(clean, self.layout)
         else:
-            od = self._od(clean) if self._od is not None else clean
-            cardiac = self._cardiac(od)
-            hb = self._mbll(od)
-        return NirsOutput(hb=self._resampler(self._bandpass(hb)), cardiac=cardiac, bad_in=bad)
+            signal = self._od(clean) if self._od is not None else clean
+            hb = self._mbll(signal)
+        cardiac = self._cardiac(signal)
+        hb = self._short(self._bandpass(hb))
+        return NirsOutput(hb=self._resampler(hb), cardiac=cardiac, bad_in=bad, lost_in=lost)
+
+
+def _hbo_hbr_order(hb: np.ndarray, layout: NirsLayout) -> np.ndarray:
+    """Haemoglobin columns as ``[pair0 hbo, pair0 hbr, pair1 hbo, ...]`` in pair order."""
+    order = [col for _, cols in layout.pairs() for col in cols]
+    return hb[:, order]

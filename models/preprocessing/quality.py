@@ -31,6 +31,44 @@ def scalp_coupling_index(cardiac_od: np.ndarray, layout: NirsLayout) -> np.ndarr
     return sci
 
 
+def cardiac_peak_power(
+    cardiac_hbo: np.ndarray, sfreq: float, band: tuple[float, float]
+) -> np.ndarray:
+    """Cardiac peak power per column of cardiac-band HbO ``(n_samples, n_pairs)``.
+
+    The coupling index for haemoglobin input, where the two wavelengths the scalp coupling
+    index compares are gone: QT-NIRS's peak spectral power (Hernandez & Pollonini, 2020;
+    PHOEBE), computed on HbO alone. Each column is standardised, its unbiased
+    autocorrelation taken, and the largest periodogram value (Hamming window, power
+    scaling) within ``band`` returned: a clear heartbeat gives a high peak, a channel off
+    the scalp or flat gives ~0. Non-finite columns give 0.
+    """
+    n, width = cardiac_hbo.shape
+    out = np.zeros(width)
+    if n < 4:
+        return out
+    x = cardiac_hbo - cardiac_hbo.mean(axis=0, keepdims=True)
+    std = x.std(axis=0)
+    usable = np.isfinite(std) & (std > 0)
+    if not usable.any():
+        return out
+    z = x[:, usable] / std[usable]
+    size = 1 << int(np.ceil(np.log2(2 * n - 1)))
+    spectrum = np.fft.rfft(z, size, axis=0)
+    auto = np.fft.irfft(spectrum * np.conj(spectrum), size, axis=0)
+    auto = np.concatenate([auto[-(n - 1) :], auto[:n]], axis=0)  # lags -(n-1) .. n-1
+    lags = np.arange(-(n - 1), n)
+    auto /= (n - np.abs(lags))[:, None]
+    window = np.hamming(len(auto))[:, None]
+    # one-sided power spectrum as MATLAB's periodogram(..., 'power'): a unit cosine gives 0.5
+    power = 2.0 * np.abs(np.fft.rfft(auto * window, axis=0)) ** 2 / (window.sum() ** 2)
+    freqs = np.fft.rfftfreq(len(auto), 1.0 / sfreq)
+    in_band = (freqs >= band[0]) & (freqs <= band[1])
+    if in_band.any():
+        out[usable] = power[in_band].max(axis=0)
+    return out
+
+
 def eeg_channel_flags(
     window_uv: np.ndarray, *, flat_uv: float = 0.5, rail_uv: float = 1000.0, z_max: float = 5.0
 ) -> dict[str, np.ndarray]:

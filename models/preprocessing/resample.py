@@ -10,17 +10,48 @@ from scipy import signal
 
 from contract.errors import ChannelError
 
+MAX_DENOMINATOR = 100_000
+"""Largest ``up`` or ``down`` tried: the FIR holds ``20 * max(up, down) + 1`` taps (16 MB at
+this bound), while each output still costs only ``20 * down / up`` multiplications."""
+RATE_TOLERANCE = 1e-6
+"""Relative error allowed between the rational ratio and the true one (1 ppm: 3.6 ms an
+hour, far below one model-rate sample)."""
+
 
 def rational_ratio(
-    sfreq_in: float, sfreq_out: float, max_denominator: int = 2000
+    sfreq_in: float, sfreq_out: float, max_denominator: int = MAX_DENOMINATOR
 ) -> tuple[int, int]:
-    """``(up, down)`` with ``sfreq_in * up / down == sfreq_out`` to 1 ppm, or a clear error."""
-    ratio = Fraction(sfreq_out / sfreq_in).limit_denominator(max_denominator)
-    if ratio <= 0 or abs(float(ratio) * sfreq_in - sfreq_out) > 1e-6 * sfreq_out:
+    """The simplest ``(up, down)`` with ``sfreq_in * up / down == sfreq_out`` to 1 ppm.
+
+    Device rates such as 10.172526 Hz (NIRSport2: 1536/3125 to 5 Hz), 8.2565 Hz (Kernel
+    Flow) or 2048 Hz (BioSemi: 125/2048 to 125 Hz) have such a ratio; the smallest
+    denominator that meets the tolerance is chosen, so simple rates keep small filters.
+
+    Raises
+    ------
+    ChannelError
+        When no ratio within ``max_denominator`` meets the tolerance, or a rate is not a
+        positive finite number.
+    """
+    if not (np.isfinite(sfreq_in) and np.isfinite(sfreq_out) and sfreq_in > 0 and sfreq_out > 0):
         raise ChannelError(
-            f"Cannot resample from {sfreq_in:g} Hz to {sfreq_out:g} Hz with a rational ratio "
-            f"of denominator <= {max_denominator}.",
-            fix="choose a model sampling rate that is a simple fraction of the device rate.",
+            f"Cannot resample from {sfreq_in!r} Hz to {sfreq_out!r} Hz: rates must be positive.",
+            fix="give the stream's nominal sampling rate (LSL nominal_srate, the file header).",
+        )
+    exact = sfreq_out / sfreq_in
+    limit = 10
+    while True:
+        ratio = Fraction(exact).limit_denominator(limit)
+        close = abs(float(ratio) - exact) <= RATE_TOLERANCE * exact
+        if (close and ratio > 0 and ratio.numerator <= max_denominator) or limit >= max_denominator:
+            break
+        limit = min(limit * 10, max_denominator)
+    if not close or ratio <= 0 or ratio.numerator > max_denominator:
+        raise ChannelError(
+            f"Cannot resample from {sfreq_in:g} Hz to {sfreq_out:g} Hz: no ratio up/down with "
+            f"terms <= {max_denominator} matches it to {RATE_TOLERANCE:g}.",
+            fix="check the stream's nominal rate (a rate read with rounding, e.g. 10.17 for "
+            "10.172526, cannot be matched); give it in full in the stream or file header.",
         )
     return ratio.numerator, ratio.denominator
 
