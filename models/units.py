@@ -95,6 +95,9 @@ NIRS_TYPES: dict[str, NirsSignal] = {
 }
 """Channel ``type`` values (lower case) that say what an fNIRS channel holds."""
 
+KIND_NAMES = {"intensity": "raw intensity", "od": "optical density", "hb": "haemoglobin"}
+"""How messages and ``inspect`` name the fNIRS data kinds."""
+
 ACCEPTED_NIRS = (
     "raw intensity: a.u., V, mV, counts; optical density: OD, dOD; "
     "haemoglobin: M, mM, uM, nM, mol/L, mmol/L, umol/L, molar, micromolar"

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from models.io import BidsDataset, read_recording, require_duration, require_finite
-from models.preprocessing.filters import StatefulSos, bandpass_sos
-from models.preprocessing.nirs import NirsParams, OpticalDensity
-from models.preprocessing.quality import scalp_coupling_index
-from models.signals import Recording, SignalBlock
+from models.preprocessing.nirs import NirsChain, NirsParams
+from models.preprocessing.quality import cardiac_peak_power, scalp_coupling_index
+from models.signals import SHORT_SEPARATION_M, Recording, SignalBlock
+from models.units import KIND_NAMES
+from models.windows import WindowParams
 
 
 def _block_lines(block: SignalBlock, source: Path, window: float | None, strict: bool) -> list[str]:
@@ -33,31 +34,51 @@ def _block_lines(block: SignalBlock, source: Path, window: float | None, strict:
         f"        channels: {', '.join(block.ch_names[:8])}"
         f"{' ...' if len(block.ch_names) > 8 else ''}",
     ]
-    if (
-        block.kind == "nirs"
-        and block.nirs is not None
-        and block.nirs.signal != "hb"
-        and block.sfreq > 3.2
-        and n_bad == 0
-    ):
-        params = NirsParams()
-        od = (
-            OpticalDensity(1, reference=np.abs(block.data).mean(axis=0))(block.data)
-            if block.nirs.signal == "intensity"
-            else block.data
-        )
-        cardiac = StatefulSos(
-            bandpass_sos(
-                params.cardiac_l_freq, params.cardiac_h_freq, block.sfreq, params.filter_order
-            )
-        )(od)
-        sci = scalp_coupling_index(cardiac, block.nirs)
-        names = [n for n, _ in block.nirs.pairs()]
-        poor = [n for n, v in zip(names, sci, strict=False) if v < 0.7]
-        lines.append(
-            f"        wavelengths {block.nirs.wavelengths}, scalp coupling index "
-            f"median {np.median(sci):.2f}; below 0.7: {', '.join(poor) or 'none'}"
-        )
+    if block.kind == "nirs" and block.nirs is not None:
+        lines.extend(_nirs_lines(block))
+    return lines
+
+
+def _nirs_lines(block: SignalBlock) -> list[str]:
+    """What an fNIRS block holds: kind and unit, short channels, saturated or lost pairs,
+    and the coupling index the quality gate uses (the same thresholds)."""
+    layout, params, windows = block.nirs, NirsParams(), WindowParams()
+    found = layout.found_unit or "no unit"
+    lines = [
+        f"        data: {KIND_NAMES[layout.signal]} (unit found: {found}; read as "
+        f"{block.units[0] if block.units else '?'})"
+        + (f", wavelengths {layout.wavelengths}" if layout.wavelengths else "")
+    ]
+    names = [n for n, _ in layout.pairs()]
+    short = [n for n, s in zip(names, layout.short_mask(), strict=True) if s]
+    lines.append(
+        f"        short-separation pairs (< {SHORT_SEPARATION_M * 1000:g} mm, not scored): "
+        f"{', '.join(short) if short else 'none'}"
+    )
+    if block.sfreq <= 2 * params.cardiac_l_freq:
+        return lines
+    chain = NirsChain(params, block.sfreq, layout)
+    out = chain(block.data)
+    lost = [
+        n
+        for n, (_, cols) in zip(names, layout.pairs(), strict=True)
+        if out.lost_in[:, list(cols)].any()
+    ]
+    lines.append(f"        saturated or lost: {', '.join(lost) if lost else 'none'}")
+    long = ~layout.short_mask()
+    band = (params.cardiac_l_freq, min(params.cardiac_h_freq, 0.45 * block.sfreq))
+    if layout.signal == "hb":
+        hbo = out.cardiac[:, [cols[0] for _, cols in layout.pairs()]]
+        index = cardiac_peak_power(hbo, block.sfreq, band)
+        label, threshold = "cardiac peak power", windows.psp_threshold
+    else:
+        index = scalp_coupling_index(out.cardiac, layout)
+        label, threshold = "scalp coupling index", windows.sci_threshold
+    poor = [n for n, v, k in zip(names, index, long, strict=True) if k and v < threshold]
+    lines.append(
+        f"        {label} over the whole recording: median {np.median(index[long]):.2f}; "
+        f"below {threshold:g}: {', '.join(poor) or 'none'}"
+    )
     return lines
 
 

@@ -276,9 +276,17 @@ def _xdf_channels(block, names) -> list[dict[str, str]]:
     ]
 
 
-def write_xdf(recording, path: Path, *, seconds: float | None = None, rename=None) -> Path:
+def write_xdf(
+    recording,
+    path: Path,
+    *,
+    seconds: float | None = None,
+    rename=None,
+    units: dict[str, str] | None = None,
+) -> Path:
     """``recording`` as an XDF file, streams interleaved second by second as a recorder
-    writes them, described as an acquisition system's outlets would describe them."""
+    writes them, described as an acquisition system's outlets would describe them
+    (``units`` overrides the unit written per kind, e.g. ``{"nirs": "OD"}``)."""
     import pylsl
 
     from models.io.xdf_writer import XdfWriter
@@ -290,6 +298,8 @@ def write_xdf(recording, path: Path, *, seconds: float | None = None, rename=Non
         for block in blocks:
             names = [rename(c) if rename else c for c in block.ch_names]
             channels = _xdf_channels(block, names)
+            if units and block.kind in units:
+                channels = [{**c, "unit": units[block.kind]} for c in channels]
             info = stream_info(pylsl, block.name, block.kind.upper(), block.sfreq, "", channels)
             ids.append(
                 writer.add_stream(

@@ -40,6 +40,7 @@ import numpy as np
 from contract.errors import ChannelError, DatasetError, NeuroclipError, OutputError
 from models.io.bids import GROUPS, RTMS_STATES
 from models.signals import Markers, NirsLayout, Recording, SignalBlock
+from models.units import EEG_UNIT_FIX, KIND_NAMES, eeg_unit_refusal
 
 if TYPE_CHECKING:
     import mne
@@ -269,9 +270,18 @@ def _check_streams(recording: Recording) -> tuple[SignalBlock, SignalBlock]:
         )
     if nirs.nirs is None or nirs.nirs.signal != "intensity":
         raise ChannelError(
-            f"{recording.source}: the NIRS stream holds {getattr(nirs.nirs, 'signal', 'unknown')} "
-            "data; only raw intensity is converted to SNIRF here.",
+            f"{recording.source}: the NIRS stream holds "
+            f"{KIND_NAMES.get(getattr(nirs.nirs, 'signal', ''), 'unknown')} data; only raw "
+            "intensity is converted to SNIRF here.",
             fix="record the device's raw intensity stream.",
+            path=recording.source,
+        )
+    unknown = [name for name, unit in zip(eeg.ch_names, eeg.units, strict=True) if unit != "uV"]
+    if unknown:
+        raise ChannelError(
+            eeg_unit_refusal(str(recording.source), unknown[0], "")
+            + f" ({len(unknown)} channel(s) without a known unit)",
+            fix=EEG_UNIT_FIX,
             path=recording.source,
         )
     return eeg, nirs

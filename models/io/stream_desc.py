@@ -91,7 +91,8 @@ def stream_layout(
     counter = labels.index(COUNTER_LABEL) if COUNTER_LABEL in labels else None
     columns = tuple(i for i in range(len(channels)) if i != counter)
     data_channels = [channels[i] for i in columns]
-    _refuse_duplicates([c["label"] for c in data_channels], source, path)
+    if kind != "nirs":  # fNIRS labels are completed first (a wavelength field), then checked
+        _refuse_duplicates([c["label"] for c in data_channels], source, path)
     found = tuple(c["unit"] for c in data_channels)
     if kind == "eeg":
         factors = [eeg_scale(u) for u in found]

@@ -17,6 +17,7 @@ from models.preprocessing.filters import StatefulSos, bandpass_sos
 from models.preprocessing.guard import FiniteGuard
 from models.preprocessing.loss import SignalLossDetector
 from models.preprocessing.resample import PolyphaseResampler, rational_ratio
+from models.preprocessing.rows import RowWeightedSum
 from models.preprocessing.short_channels import ShortChannelRegression
 from models.signals import NirsLayout
 
@@ -142,10 +143,11 @@ class BeerLambert:
             matrix[2 * k : 2 * k + 2, list(cols)] = inverse * 1e-3 * 1e6  # molar -> uM
         self.matrix = matrix
         self.ch_names = [f"{name} {kind}" for name in self.pair_names for kind in ("hbo", "hbr")]
+        self._combine = RowWeightedSum(matrix)
 
     def __call__(self, od: np.ndarray) -> np.ndarray:
         """HbO/HbR in uM for optical density ``(n_samples, n_channels)``."""
-        return od @ self.matrix.T
+        return self._combine(od)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal as sps
 
+from models.preprocessing.rows import RowWeightedSum
 from models.signals import NirsLayout
 
 
@@ -46,11 +47,13 @@ class ShortChannelRegression:
         self.short = np.flatnonzero(short)
         self.columns = np.ravel([[2 * k, 2 * k + 1] for k in self.long]).astype(int)
         self.active = bool(enabled and len(self.short) and len(self.long))
-        self.mixing = np.zeros((0, 0))
+        self._mix = None
         if self.active:
-            self.mixing = _reference_weights(
-                [layout.channels[pairs[k][1][0]].source for k in self.long],
-                [layout.channels[pairs[k][1][0]].source for k in self.short],
+            self._mix = RowWeightedSum(
+                _reference_weights(
+                    [layout.channels[pairs[k][1][0]].source for k in self.long],
+                    [layout.channels[pairs[k][1][0]].source for k in self.short],
+                )
             )
         alpha = 1.0 - np.exp(-1.0 / (tau_s * sfreq))
         self._b, self._a = np.array([alpha]), np.array([1.0, alpha - 1.0])
@@ -63,8 +66,8 @@ class ShortChannelRegression:
             return long
         short_hbo, short_hbr = hb[:, 2 * self.short], hb[:, 2 * self.short + 1]
         ref = np.empty_like(long)
-        ref[:, 0::2] = short_hbo @ self.mixing.T
-        ref[:, 1::2] = short_hbr @ self.mixing.T
+        ref[:, 0::2] = self._mix(short_hbo)
+        ref[:, 1::2] = self._mix(short_hbr)
         moments = np.concatenate([long * ref, ref * ref], axis=1)
         if self._state is None:
             self._state = np.zeros((1, moments.shape[1]))

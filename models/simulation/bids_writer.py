@@ -5,7 +5,9 @@ Layout (DESIGN.md's dataset contract): ``participants.tsv`` with ``group``; per 
 carry the marker names. MA subjects have sessions ``pre`` and ``post`` (an rTMS course in
 between), controls one session ``base`` with ``rtms = none``. The ground truth (severity,
 response, individual parameters) goes to ``derivatives/simulation/`` so that no model can
-read it by accident.
+read it by accident. With short-separation channels on, the SNIRF probe holds one more
+detector per source (``D9``... at ``short_channels.distance_mm``), so every reader derives
+their distances from the optode positions.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from models.io.output import require_new_folder, write_participant_groups, write
 from models.simulation.config import SimulationConfig
 from models.simulation.montage import (
     EEG_CHANNELS,
-    NIRS_DETECTORS,
     NIRS_SOURCES,
     NIRS_WAVELENGTHS,
-    nirs_pairs,
+    detector_positions,
     positions,
 )
 from models.simulation.session import SessionSimulator, SimulatedChunk
@@ -138,15 +139,16 @@ def _write_session(
     }
     with tempfile.TemporaryDirectory() as tmp:
         snirf = Path(tmp) / f"sub-{subject}_ses-{session}_task-{TASK}_nirs.snirf"
-        pairs = nirs_pairs()
+        short = cfg.short_channels
         write_snirf(
             snirf,
             chunk.nirs,
             cfg.nirs_sfreq,
-            [(p.source, p.detector) for p in pairs],
+            [(p.source, p.detector) for p in sim.nirs_pairs],
             NIRS_WAVELENGTHS,
             np.array([pos[s] for s in NIRS_SOURCES]),
-            np.array([pos[d] for d in NIRS_DETECTORS]),
+            # short detectors (when on) follow the long ones, distance_mm from their source
+            detector_positions(short.enabled, short.distance_mm / 1000.0),
             stimuli,
             subject_id=subject,
             measurement=_measurement_date(session),

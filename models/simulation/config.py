@@ -68,6 +68,33 @@ class NuisanceConfig:
 
 
 @dataclass(frozen=True)
+class ShortChannelConfig:
+    """Short-separation fNIRS channels and the scalp signal they record (off by default).
+
+    When enabled, each source gets a detector ``distance_mm`` away (``S1_D9``...), and a
+    superficial haemodynamic signal per source (systemic Mayer, respiratory and cardiac
+    waves, slow local scalp fluctuations and a task-evoked scalp response to every cue
+    block) is added to the short channel of that source and to every long channel from it;
+    short channels carry no cortical signal. Off, the output is bit for bit what it was
+    before this option existed.
+    """
+
+    enabled: bool = setting(False, doc="add one short-separation detector beside each source")
+    distance_mm: float = setting(
+        8.0, gt=0, lt=15, doc="source to short-detector distance in mm (short: under 15 mm)"
+    )
+    superficial_gain: float = setting(
+        1.0, ge=0, doc="scale of the whole scalp signal (0: short channels see only noise)"
+    )
+    scalp_cue_um: float = setting(
+        0.3,
+        ge=0,
+        doc="scalp HbO response to a cue block in uM (skin blood flow), scaled per subject "
+        "and cue kind, independent of group",
+    )
+
+
+@dataclass(frozen=True)
 class FaultConfig:
     """One injected fault of ``neuroclip simulate --live``, for rehearsals and the fault suite.
 
@@ -94,7 +121,9 @@ class FaultConfig:
             raise InvalidSettingError("stream", "nirs for a saturate fault", self.stream)
         from models.simulation.montage import EEG_CHANNELS, nirs_channel_names
 
-        known = EEG_CHANNELS if self.stream == "eeg" else tuple(nirs_channel_names())
+        # short-channel labels are known here; SimulationConfig refuses them when the
+        # montage has no short channels
+        known = EEG_CHANNELS if self.stream == "eeg" else tuple(nirs_channel_names(True))
         unknown = [c for c in self.channels if c not in known]
         if unknown:
             raise InvalidSettingError(
@@ -141,6 +170,7 @@ class SimulationConfig:
     protocol: ProtocolConfig = ProtocolConfig()
     effects: EffectConfig = EffectConfig()
     nuisance: NuisanceConfig = NuisanceConfig()
+    short_channels: ShortChannelConfig = ShortChannelConfig()
     live: LiveConfig = LiveConfig()
 
     def check(self) -> None:
@@ -155,6 +185,24 @@ class SimulationConfig:
 
         _check_rate("eeg_sfreq", self.eeg_sfreq, highest_eeg_hz(self.nuisance.line_freq), "EEG")
         _check_rate("nirs_sfreq", self.nirs_sfreq, highest_nirs_hz(), "fNIRS")
+        if not self.short_channels.enabled:
+            from models.simulation.montage import nirs_channel_names
+
+            long = set(nirs_channel_names())
+            short = [
+                c
+                for f in self.live.faults
+                if f.stream == "nirs"
+                for c in f.channels
+                if c not in long
+            ]
+            if short:
+                raise InvalidSettingError(
+                    "live.faults",
+                    "fNIRS channels of the montage (short-separation ones need "
+                    "short_channels.enabled)",
+                    short,
+                )
 
 
 def _check_rate(key: str, rate: float, highest_hz: float, what: str) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from models.simulation.config import SimulationConfig
 from models.simulation.eeg import EegGenerator
-from models.simulation.montage import EEG_CHANNELS, nirs_channel_names, nirs_pairs
+from models.simulation.montage import EEG_CHANNELS, montage_pairs, nirs_channel_names
 from models.simulation.nirs import NirsGenerator
 from models.simulation.protocol import Event, build_timeline
 from models.simulation.subject import SubjectParams
@@ -24,7 +24,7 @@ class SimulatedChunk:
     eeg: np.ndarray
     """``(n, 32)`` EEG in uV."""
     nirs: np.ndarray
-    """``(m, 2 * n_pairs)`` raw intensity."""
+    """``(m, 2 * n_pairs)`` raw intensity (long pairs, then any short-separation pairs)."""
     events: list[Event]
     """Markers with onsets in ``[t0, t0 + duration)``."""
     eeg_times: np.ndarray
@@ -72,12 +72,18 @@ class SessionSimulator:
         n_motion = rng.poisson(cfg.nuisance.motion_per_min * self.duration_s / 60.0)
         motion = np.sort(rng.uniform(5.0, max(self.duration_s, 6.0), n_motion))
         self.eeg = EegGenerator(subject, self.severity, cfg, self.events, motion, rng)
+        short = cfg.short_channels
+        # the scalp signal has its own stream, so that switching short channels on leaves
+        # every other signal of the session as it was
+        scalp_rng = np.random.default_rng([subject.seed, session_index, 0x5CA1])
         self.nirs = NirsGenerator(
-            subject, self.severity, cfg, self.events, motion, self.duration_s, rng
+            subject, self.severity, cfg, self.events, motion, self.duration_s, rng, scalp_rng
         )
         self.eeg_channels = EEG_CHANNELS
-        self.nirs_channels = tuple(nirs_channel_names())
-        self.nirs_distances = np.repeat([p.distance_m for p in nirs_pairs()], 2)
+        self.nirs_pairs = montage_pairs(short.enabled, short.distance_mm / 1000.0)
+        """The fNIRS pairs in column order: the long ones, then any short ones."""
+        self.nirs_channels = tuple(nirs_channel_names(short.enabled, short.distance_mm / 1000.0))
+        self.nirs_distances = np.repeat([p.distance_m for p in self.nirs_pairs], 2)
         self._second = 0
 
     def next_seconds(self, seconds: int = 1) -> SimulatedChunk:

@@ -200,3 +200,25 @@ def test_a_refused_conversion_into_a_new_folder_leaves_no_folder(session, tmp_pa
     with pytest.raises(DatasetError, match="Nothing was written to"):
         convert_session(session, root, "01", "pre", group="MA", rtms="pre")
     assert list(tmp_path.iterdir()) == [], "neither the root nor its new parent remain"
+
+
+@pytest.mark.parametrize(
+    ("units", "words"),
+    [
+        ({"nirs": "OD"}, ["optical density", "only raw intensity"]),
+        ({"eeg": ""}, ["EEG channel", "no unit"]),
+    ],
+    ids=["optical-density", "eeg-without-unit"],
+)
+def test_what_is_not_raw_intensity_and_microvolts_is_refused(session, tmp_path, units, words):
+    """Optical density was once written into SNIRF as negative "intensities"."""
+    xdf = write_xdf(session, tmp_path / "rec.xdf", seconds=40.0, units=units)
+    root = tmp_path / "bids"
+    done = neuroclip(
+        "convert", str(xdf), "--bids", str(root), "--subject", "01", "--session", "pre",
+        "--group", "MA",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+    assert not root.exists()

@@ -254,3 +254,145 @@ def test_live_player_stamps_fractional_rates_and_counts_like_the_writer():
     np.testing.assert_array_equal(outlet.data[:, -1], np.arange(20, 30))
     assert (chunk_samples(500.0, 0.1), chunk_samples(10.0, 0.5)) == (50, 5)
     assert (chunk_samples(2048.0, 0.1), chunk_samples(7.8125, 0.5)) == (205, 4)
+
+
+# --- short-separation channels (off by default) ------------------------------------------
+
+SHORT_ON = replace(CFG, short_channels=replace(CFG.short_channels, enabled=True))
+
+
+def _short_session(cfg: SimulationConfig, seconds: float = 120.0):
+    subject = draw_subject("x", "MA", np.random.default_rng(5), cfg, severity=0.8)
+    sim = SessionSimulator(subject, "pre", seconds, cfg, with_rtms_block=False)
+    return sim, sim.generate_all()
+
+
+def test_short_channels_only_when_switched_on_and_under_15_mm():
+    from models.signals import SHORT_SEPARATION_M
+
+    off, _ = _short_session(CFG, 2.0)
+    layout = NirsLayout.from_labels(list(off.nirs_channels), off.nirs_distances)
+    assert not layout.short_mask().any() and len(off.nirs_pairs) == len(nirs_pairs())
+    on, chunk = _short_session(SHORT_ON, 2.0)
+    assert chunk.nirs.shape[1] == len(on.nirs_channels) == 2 * (len(nirs_pairs()) + 9)
+    layout = NirsLayout.from_labels(list(on.nirs_channels), on.nirs_distances)
+    short = layout.short_mask()
+    assert short.sum() == 9 and not short[: len(nirs_pairs())].any()
+    assert np.all(layout.pair_distances()[short] < SHORT_SEPARATION_M)
+    np.testing.assert_allclose(layout.pair_distances()[short], 0.008)
+    # NIRx numbering: one detector per source, after the 8 long detectors
+    names = [p.name for p in on.nirs_pairs[len(nirs_pairs()) :]]
+    assert names == [f"S{i}_D{8 + i}" for i in range(1, 10)]
+    # the long pairs keep their labels and columns
+    assert on.nirs_channels[: 2 * len(nirs_pairs())] == off.nirs_channels
+
+
+def test_default_output_is_unchanged_by_the_option():
+    # off is the default, and the option draws nothing from the session's other streams:
+    # the EEG is the same with it on, and the long pairs' non-scalp signal too
+    assert not CFG.short_channels.enabled
+    sim_off, off = _short_session(CFG, 20.0)
+    sim_on, on = _short_session(SHORT_ON, 20.0)
+    np.testing.assert_array_equal(on.eeg, off.eeg)
+    n_long = 2 * len(nirs_pairs())
+    assert on.nirs.shape[1] > off.nirs.shape[1] == n_long
+    no_scalp = replace(SHORT_ON.short_channels, superficial_gain=0.0)
+    _, flat = _short_session(replace(SHORT_ON, short_channels=no_scalp), 20.0)
+    np.testing.assert_array_equal(flat.nirs[:, :n_long], off.nirs)
+
+
+def _filtered_hb(sim, chunk) -> tuple[np.ndarray, list[str]]:
+    """Band-passed HbO/HbR of every pair (short ones included), per pair in column order."""
+    from models.preprocessing.nirs import BeerLambert, OpticalDensity
+
+    layout = NirsLayout.from_labels(list(sim.nirs_channels), sim.nirs_distances)
+    hb = BeerLambert(layout, 6.0)(OpticalDensity(300)(chunk.nirs))
+    sos = signal.butter(2, [0.01, 0.5], btype="bandpass", fs=SHORT_ON.nirs_sfreq, output="sos")
+    return signal.sosfiltfilt(sos, hb, axis=0), [name for name, _ in layout.pairs()]
+
+
+def test_scalp_signal_is_shared_by_the_short_and_long_pairs_of_a_source():
+    sim, chunk = _short_session(SHORT_ON)
+    hb, names = _filtered_hb(sim, chunk)
+    good = [p for p in nirs_pairs() if p.name not in sim.subject.bad_pairs]
+    for pair in good[:4]:
+        k, s = names.index(pair.name), names.index(f"S{pair.source}_D{8 + pair.source}")
+        assert np.corrcoef(hb[:, 2 * k], hb[:, 2 * s])[0, 1] > 0.5
+    # without the scalp signal the short pair is instrument noise, unrelated to the long one
+    quiet = replace(SHORT_ON.short_channels, superficial_gain=0.0)
+    sim, chunk = _short_session(replace(SHORT_ON, short_channels=quiet))
+    hb, names = _filtered_hb(sim, chunk)
+    pair = good[0]
+    k, s = names.index(pair.name), names.index(f"S{pair.source}_D{8 + pair.source}")
+    assert abs(np.corrcoef(hb[:, 2 * k], hb[:, 2 * s])[0, 1]) < 0.3
+
+
+def test_short_channel_regression_takes_the_scalp_out_of_the_simulated_long_pairs():
+    sim, chunk = _short_session(SHORT_ON, 240.0)
+    layout = NirsLayout.from_labels(list(sim.nirs_channels), sim.nirs_distances)
+    _, off = _short_session(CFG, 240.0)
+    clean = NirsLayout.from_labels(
+        list(sim.nirs_channels[: 2 * len(nirs_pairs())]),
+        sim.nirs_distances[: 2 * len(nirs_pairs())],
+    )
+    good = [i for i, p in enumerate(nirs_pairs()) if p.name not in sim.subject.bad_pairs]
+    after = slice(round(120 * NirsParams().target_sfreq), None)  # the running fit has settled
+
+    def hbo(data, lay, regress):
+        out = NirsChain(NirsParams(short_channel_regression=regress), 10.0, lay)(data).hb
+        return out[after, 0::2][:, good]
+
+    truth = hbo(off.nirs, clean, False)  # the same session without any scalp signal
+    raw_err = np.std(hbo(chunk.nirs, layout, False) - truth)
+    reg_err = np.std(hbo(chunk.nirs, layout, True) - truth)
+    assert reg_err < 0.8 * raw_err
+
+
+def test_writers_carry_the_short_channels(tmp_path):
+    from models.io.stream_desc import channels_from_xml, stream_layout
+    from models.simulation.bids_writer import write_cohort
+    from streamer.lsl.simulator import _nirs_info
+
+    overrides = {"cohort.ma": 0, "cohort.hc": 1, "cohort.minutes": 0.5}
+    overrides |= {"short_channels.enabled": True}
+    cfg = load_config(SimulationConfig, None, name="simulate", environ={}, overrides=overrides)
+    root = write_cohort(tmp_path / "bids", cfg)
+    snirf = root / "sub-01" / "ses-base" / "nirs" / "sub-01_ses-base_task-cue_nirs.snirf"
+    with h5py.File(snirf) as f:
+        src, det = f["nirs/probe/sourcePos3D"][:], f["nirs/probe/detectorPos3D"][:]
+        n_columns = f["nirs/data1/dataTimeSeries"].shape[1]
+        s9 = f["nirs/data1/measurementList37"]
+        assert (int(s9["sourceIndex"][()]), int(s9["detectorIndex"][()])) == (1, 9)
+    assert det.shape == (17, 3) and n_columns == 2 * (len(nirs_pairs()) + 9)
+    np.testing.assert_allclose(np.linalg.norm(det[8:] - src, axis=1), 0.008)
+    # read back through the project's BIDS reader: the distances come from the positions
+    from models.io import BidsDataset
+
+    nirs = BidsDataset(root).read("01", "base").nirs
+    assert nirs is not None and nirs.nirs.short_mask().sum() == 9
+    # the live outlet's desc carries every channel's distance, from which readers tell
+    pylsl = pytest.importorskip("pylsl")
+    subject = draw_subject("live", "MA", np.random.default_rng(7), cfg, severity=0.7)
+    sim = SessionSimulator(subject, "pre", 2.0, cfg, with_rtms_block=False)
+    info = _nirs_info(pylsl, cfg, sim.nirs_channels, sim.nirs_distances)
+    layout = stream_layout(
+        "nirs", channels_from_xml(info.as_xml(), info.channel_count()), "sim"
+    ).nirs
+    assert layout is not None and layout.short_mask().sum() == 9
+    assert "S9_D17:" in info.as_xml()
+
+
+def test_faults_on_short_channels_need_the_short_channels():
+    fault = {"kind": "flat", "stream": "nirs", "channels": ["S1_D9 760"]}
+    with pytest.raises(Exception, match="short_channels.enabled"):
+        load_config(
+            SimulationConfig, None, name="simulate", environ={}, overrides={"live.faults": [fault]}
+        )
+    cfg = load_config(
+        SimulationConfig,
+        None,
+        name="simulate",
+        environ={},
+        overrides={"live.faults": [fault], "short_channels.enabled": True},
+    )
+    assert cfg.live.faults[0].channels == ("S1_D9 760",)
