@@ -95,17 +95,7 @@ def quality_panel(score: dict | None, quality: dict | None) -> list:
         ],
         id="quality-eeg",
     )
-    nirs_block = html.Div(
-        [
-            html.H4("fNIRS"),
-            html.P(
-                f"{_fmt(100 * nirs['good_fraction'] if nirs else None, 0, ' %')} of pairs "
-                f"coupled, median SCI {_fmt(nirs['sci_median'] if nirs else None)}"
-                + ("; poor: " + ", ".join(nirs["bad_pairs"]) if nirs and nirs["bad_pairs"] else "")
-            ),
-        ],
-        id="quality-nirs",
-    )
+    nirs_block = html.Div([html.H4("fNIRS"), html.P(_nirs_text(nirs))], id="quality-nirs")
     return [
         html.P(
             f"Window {score.get('seq')}: {verdict}",
@@ -115,6 +105,27 @@ def quality_panel(score: dict | None, quality: dict | None) -> list:
         eeg_block,
         nirs_block,
     ]
+
+
+COUPLING_INDEX_NAMES = {"sci": "scalp coupling index", "psp": "cardiac peak power"}
+"""The index a score's ``quality.nirs.index`` names: SCI for intensity and optical density,
+the cardiac peak power of HbO for haemoglobin input (older messages carry no index: SCI)."""
+
+
+def _nirs_text(nirs: dict | None) -> str:
+    """Good pairs, the median coupling index by its name, poor and saturated pairs."""
+    index = COUPLING_INDEX_NAMES.get((nirs or {}).get("index", "sci"), "coupling index")
+    text = (
+        f"{_fmt(100 * nirs['good_fraction'] if nirs else None, 0, ' %')} of pairs "
+        f"good, median {index} {_fmt(nirs['sci_median'] if nirs else None)}"
+    )
+    saturated = (nirs or {}).get("saturated_pairs") or []
+    poor = [p for p in (nirs or {}).get("bad_pairs") or [] if p not in saturated]
+    if poor:
+        text += "; poor coupling: " + ", ".join(poor)
+    if saturated:
+        text += "; saturated or lost: " + ", ".join(saturated)
+    return text
 
 
 def _eeg_status(quality: dict | None) -> html.Div:

@@ -53,7 +53,7 @@ def test_the_quality_panel_names_bad_channels_and_pairs():
     text = _text(panels.quality_panel(score, quality))
     assert "Window 7: unusable: eeg_quality" in text
     assert "25 % of channels bad: Fp1, T7" in text
-    assert "50 % of pairs coupled, median SCI 0.41; poor: S1_D1" in text
+    assert "50 % of pairs good, median scalp coupling index 0.41; poor coupling: S1_D1" in text
     cells = panels._eeg_status(quality).children
     assert [(c.children, c.className, c.title) for c in cells] == [
         ("Fp1", "chan bad", "noisy"),
@@ -61,6 +61,20 @@ def test_the_quality_panel_names_bad_channels_and_pairs():
         ("T7", "chan bad", "flat"),
     ]
     assert "No window" in _text(panels.quality_panel(None, None))
+
+
+def test_the_quality_panel_names_the_haemoglobin_index_and_saturated_pairs():
+    nirs = {
+        "good_fraction": 0.75,
+        "sci_median": 0.3,
+        "bad_pairs": ["S5_D2", "S1_D1"],
+        "index": "psp",
+        "saturated_pairs": ["S5_D2"],
+    }
+    score = {"seq": 3, "quality": {"usable": True, "reasons": [], "eeg": None, "nirs": nirs}}
+    text = _text(panels.quality_panel(score, None))
+    assert "median cardiac peak power 0.30" in text
+    assert "poor coupling: S1_D1; saturated or lost: S5_D2" in text
 
 
 def test_the_health_panel_shows_streams_latency_and_both_brokers():
