@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.errors import ChannelError, InputDataError
+from contract.errors import InputDataError
 from models.io.sessions import contents
+from models.io.stream_desc import channel_entries
 from models.pipeline.grid import REPLAY_ALIGN_S, replay_shift
 from models.signals import Recording, SignalBlock
 from streamer.lsl.outlets import marker_outlet, signal_outlet, wait_for_consumers
@@ -56,28 +57,6 @@ class ReplayTotals:
     loops: int = 0
 
 
-def _channels(block: SignalBlock) -> list[dict[str, str]]:
-    if block.kind == "eeg":
-        return [{"label": n, "unit": "microvolts", "type": "EEG"} for n in block.ch_names]
-    layout = block.nirs
-    if layout is None or layout.signal != "intensity":
-        raise ChannelError(
-            f"Stream {block.name!r}: the replay sends raw fNIRS intensity, but this stream "
-            f"holds {layout.signal if layout else 'unlabelled channels'}.",
-            fix="replay the raw recording (intensity per wavelength), not a derived one.",
-        )
-    return [
-        {
-            "label": name,
-            "unit": "a.u.",
-            "type": "nirs_cw_amplitude",
-            "wavelength": f"{ch.wavelength:g}",
-            "distance": "" if np.isnan(d) else repr(float(d)),  # full precision: MBLL uses it
-        }
-        for name, ch, d in zip(block.ch_names, layout.channels, layout.distances_m, strict=True)
-    ]
-
-
 def require_signals(recording: Recording) -> tuple[SignalBlock, SignalBlock]:
     """The EEG and NIRS blocks of ``recording``; a clear error naming what it holds instead."""
     eeg, nirs = recording.eeg, recording.nirs
@@ -98,7 +77,7 @@ class _StreamCursor:
     def __init__(self, pylsl, block: SignalBlock, name: str, source_id: str):
         self.block = block
         self.outlet = signal_outlet(
-            pylsl, name, block.kind.upper(), block.sfreq, source_id, _channels(block)
+            pylsl, name, block.kind.upper(), block.sfreq, source_id, channel_entries(block)
         )
         self.pos = 0
         self.counter = (

@@ -261,21 +261,6 @@ def contiguous(seqs: list[int]) -> bool:
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
-def _xdf_channels(block, names) -> list[dict[str, str]]:
-    if block.kind == "eeg":
-        return [{"label": c, "unit": "microvolts", "type": "EEG"} for c in names]
-    return [
-        {
-            "label": c,
-            "unit": "a.u.",
-            "type": "nirs_cw_amplitude",
-            "wavelength": f"{ch.wavelength:g}",
-            "distance": repr(float(d)),
-        }
-        for c, ch, d in zip(names, block.nirs.channels, block.nirs.distances_m, strict=True)
-    ]
-
-
 def write_xdf(
     recording,
     path: Path,
@@ -289,6 +274,7 @@ def write_xdf(
     (``units`` overrides the unit written per kind, e.g. ``{"nirs": "OD"}``)."""
     import pylsl
 
+    from models.io.stream_desc import channel_entries
     from models.io.xdf_writer import XdfWriter
     from streamer.lsl.outlets import stream_info
 
@@ -297,7 +283,7 @@ def write_xdf(
         ids = []
         for block in blocks:
             names = [rename(c) if rename else c for c in block.ch_names]
-            channels = _xdf_channels(block, names)
+            channels = channel_entries(block, names)
             if units and block.kind in units:
                 channels = [{**c, "unit": units[block.kind]} for c in channels]
             info = stream_info(pylsl, block.name, block.kind.upper(), block.sfreq, "", channels)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.errors import ChannelError
-from models.signals import NirsLayout, parse_nirs_label
+from models.signals import NirsLayout, SignalBlock, parse_nirs_label
 from models.units import eeg_scale, nirs_signal
 
 CHANNEL_FIELDS = ("label", "unit", "type", "wavelength", "distance")
@@ -205,3 +205,36 @@ def _distance_m(text: str) -> float:
         return float(text) if text else np.nan
     except ValueError:
         return np.nan
+
+
+NIRS_CHANNEL_TYPES = {"intensity": "nirs_cw_amplitude", "od": "fnirs_od"}
+"""The ``type`` an outlet writes for fNIRS channels of each kind (haemoglobin: HbO/HbR)."""
+
+
+def channel_entries(block: SignalBlock, labels: list[str] | None = None) -> list[dict[str, str]]:
+    """The ``desc/channels/channel`` entries an outlet sends for ``block``: the inverse of
+    :func:`stream_layout`, so what goes out is read back as the same kind, unit and layout.
+
+    EEG is described in microvolts; fNIRS by kind (``a.u.``, ``OD`` or ``uM``), wavelength
+    and source-detector distance in metres (full precision: the Beer-Lambert law and the
+    short-channel rule use it). ``labels`` renames the channels (tests of montage matching).
+    """
+    names = list(labels or block.ch_names)
+    if block.kind == "eeg":
+        return [{"label": n, "unit": "microvolts", "type": "EEG"} for n in names]
+    layout = block.nirs
+    if layout is None:
+        raise ChannelError(
+            f"Stream {block.name!r}: fNIRS channels without a layout cannot be described.",
+            fix="read the recording through models.io, which labels its fNIRS channels.",
+        )
+    unit = {"intensity": "a.u.", "od": "OD", "hb": "uM"}[layout.signal]
+    entries = []
+    for name, ch, d in zip(names, layout.channels, layout.distances_m, strict=True):
+        entry = {"label": name, "unit": unit, "distance": "" if np.isnan(d) else repr(float(d))}
+        if ch.wavelength is not None:
+            entry.update(type=NIRS_CHANNEL_TYPES[layout.signal], wavelength=f"{ch.wavelength:g}")
+        else:
+            entry.update(type="HbO" if ch.chromophore == "hbo" else "HbR")
+        entries.append(entry)
+    return entries
