@@ -103,6 +103,19 @@ class Bundle:
         """The model's EEG channels, in input order."""
         return tuple(self.meta["inputs"]["eeg"]["channels"])
 
+    @property
+    def nirs_pairs(self) -> tuple[str, ...]:
+        """The model's fNIRS pairs (``S1_D1``...), in input order."""
+        names = self.meta["inputs"]["nirs"]["channels"]
+        return tuple(dict.fromkeys(n.split(" ")[0] for n in names))
+
+    @property
+    def nirs_midpoints(self) -> np.ndarray | None:
+        """``(n_pairs, 3)`` midpoint of each model pair in metres (head coordinates of the
+        training montage), ``None`` when the bundle does not store them."""
+        positions = self.meta["inputs"].get("nirs", {}).get("positions_m")
+        return None if positions is None else np.asarray(positions, float).reshape(-1, 3)
+
     def check_streams(
         self,
         *,

@@ -34,6 +34,10 @@ LABELED_SESSIONS = ("pre", "none")
 the shift analysis scores, so they never teach the classifier)."""
 
 
+PER_DATASET = ("nirs_positions",)
+"""Array fields of a :class:`WindowSet` that describe the dataset, not one row per window."""
+
+
 @dataclass
 class WindowSet:
     """Windows of many sessions, aligned row by row with their labels."""
@@ -57,6 +61,10 @@ class WindowSet:
     fingerprint: str
     cue_s: float = MAX_CUE_S
     """The cue rule's longest cue (``windows.cue_s``) the windows were cut with."""
+    nirs_positions: np.ndarray | None = None
+    """``(n_pairs, 3)`` midpoint of each fNIRS pair in metres (the first session's montage;
+    ``None`` when the files give no optode positions): the bundle stores it so that a probe
+    numbering its optodes differently is matched by position."""
 
     @property
     def feature_names(self) -> list[str]:
@@ -68,7 +76,10 @@ class WindowSet:
 
     def take(self, mask: np.ndarray) -> WindowSet:
         """The rows where ``mask`` is True (or at the given indices)."""
-        fields = {k: v[mask] if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+        fields = {
+            k: v[mask] if isinstance(v, np.ndarray) and k not in PER_DATASET else v
+            for k, v in vars(self).items()
+        }
         return WindowSet(**fields)
 
     @property
@@ -146,6 +157,7 @@ def load_windows(
     }
     eeg_channels: tuple[str, ...] | None = None
     nirs_channels: tuple[str, ...] | None = None
+    nirs_positions: np.ndarray | None = None
     for subject in ds.subjects:
         for info in ds.sessions(subject):
             if progress:
@@ -160,6 +172,7 @@ def load_windows(
             if eeg_channels is None:
                 eeg_channels = recording.eeg.ch_names
                 nirs_channels = tuple(nirs_out_names(recording.nirs.nirs))
+                nirs_positions = _long_pair_midpoints(recording.nirs.nirs)
             elif tuple(nirs_out_names(recording.nirs.nirs)) != nirs_channels:
                 raise ChannelError(
                     f"{root}: sub-{subject} ses-{info.session} has fNIRS pairs that differ "
@@ -217,29 +230,41 @@ def load_windows(
         nirs_channels=tuple(nirs_channels or ()),
         fingerprint=fingerprint,
         cue_s=params.windows.cue_s or MAX_CUE_S,
+        nirs_positions=nirs_positions,
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
             cache,
-            **{k: v for k, v in vars(ws).items() if isinstance(v, np.ndarray)},
+            **{
+                k: v
+                for k, v in vars(ws).items()
+                if isinstance(v, np.ndarray) and k not in PER_DATASET
+            },
             eeg_channels=np.array(ws.eeg_channels),
             nirs_channels=np.array(ws.nirs_channels),
             cue_s=np.array(ws.cue_s),
+            **({} if ws.nirs_positions is None else {"nirs_positions": ws.nirs_positions}),
         )
     return ws
+
+
+def _long_pair_midpoints(layout) -> np.ndarray | None:
+    midpoints = layout.pair_midpoints()
+    return None if midpoints is None else midpoints[~layout.short_mask()]
 
 
 def _from_npz(path: Path, fingerprint: str) -> WindowSet:
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    skip = ("eeg_channels", "nirs_channels", "cue_s")
+    skip = ("eeg_channels", "nirs_channels", "cue_s", "nirs_positions")
     return WindowSet(
         **{k: v for k, v in arrays.items() if k not in skip},
         eeg_channels=tuple(arrays["eeg_channels"].tolist()),
         nirs_channels=tuple(arrays["nirs_channels"].tolist()),
         fingerprint=fingerprint,
         cue_s=float(arrays["cue_s"]) if "cue_s" in arrays else MAX_CUE_S,
+        nirs_positions=arrays.get("nirs_positions"),
     )
 
 

@@ -165,6 +165,8 @@ def bundle_metadata(
         }
         for m, spec in trained.specs.items()
     }
+    if "nirs" in inputs and ws.nirs_positions is not None:
+        inputs["nirs"]["positions_m"] = np.round(ws.nirs_positions, 6).tolist()
     hc_scores = _reference_band(trained, ws)
     return {
         "format": FORMAT,

@@ -72,6 +72,10 @@ def parse_nirs_label(label: str) -> NirsChannel:
     return NirsChannel(int(match["s"]), int(match["d"]), float(what), None)
 
 
+def _what(channel: NirsChannel) -> str:
+    return channel.chromophore if channel.chromophore else f"{channel.wavelength:g}"
+
+
 @dataclass(frozen=True)
 class NirsLayout:
     """Which fNIRS channels belong together, and how far apart their optodes are.
@@ -91,6 +95,10 @@ class NirsLayout:
     signal: NirsSignal
     found_unit: str = ""
     """The unit the source gave, before conversion (``inspect`` reports it)."""
+    midpoints_m: np.ndarray | None = None
+    """``(n_channels, 3)`` each channel's source-detector midpoint in metres, in the
+    recording's head coordinates (``None``: unknown). Pairs whose labels differ from a
+    model's are matched by it (:func:`models.montage.fit_nirs`)."""
 
     @classmethod
     def from_labels(
@@ -99,6 +107,7 @@ class NirsLayout:
         distances_m: np.ndarray | None = None,
         signal: NirsSignal | None = None,
         found_unit: str = "",
+        midpoints_m: np.ndarray | None = None,
     ) -> NirsLayout:
         """Build a layout from channel labels; the signal kind is inferred when not given."""
         channels = tuple(parse_nirs_label(lab) for lab in labels)
@@ -123,7 +132,18 @@ class NirsLayout:
             if distances_m is None
             else np.asarray(distances_m, float)
         )
-        layout = cls(channels=channels, distances_m=dist, signal=kind, found_unit=found_unit)
+        mids = None
+        if midpoints_m is not None:
+            mids = np.asarray(midpoints_m, float).reshape(len(channels), 3)
+            if not np.isfinite(mids).all() or not np.abs(mids).any():
+                mids = None  # all zero or partly unknown: as good as none
+        layout = cls(
+            channels=channels,
+            distances_m=dist,
+            signal=kind,
+            found_unit=found_unit,
+            midpoints_m=mids,
+        )
         layout.pairs()  # validates that every pair is complete
         return layout
 
@@ -135,6 +155,22 @@ class NirsLayout:
     def pair_distances(self) -> np.ndarray:
         """Source-detector distance per pair in metres, in :meth:`pairs` order (NaN: unknown)."""
         return np.array([self.distances_m[cols[0]] for _, cols in self.pairs()], float)
+
+    def pair_midpoints(self) -> np.ndarray | None:
+        """``(n_pairs, 3)`` midpoint per pair in :meth:`pairs` order, ``None`` if unknown."""
+        if self.midpoints_m is None:
+            return None
+        return np.array([self.midpoints_m[cols[0]] for _, cols in self.pairs()])
+
+    def select(self, columns: list[int]) -> NirsLayout:
+        """The layout of the given columns, in that order."""
+        return NirsLayout.from_labels(
+            [f"{self.channels[c].pair} {_what(self.channels[c])}" for c in columns],
+            distances_m=self.distances_m[columns],
+            signal=self.signal,
+            found_unit=self.found_unit,
+            midpoints_m=None if self.midpoints_m is None else self.midpoints_m[columns],
+        )
 
     def short_mask(self) -> np.ndarray:
         """Per pair in :meth:`pairs` order: a short-separation channel (under

@@ -96,6 +96,7 @@ class Monitor:
             warmup_s=cfg.windows.warmup_s,
             max_wait_s=cfg.windows.max_wait_s,
             on_jump=self._clock_jump,
+            nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
         )
         self.summary = SessionSummary()
         self.smoother = Smoother(cfg.windows.smoothing_windows)
@@ -201,7 +202,10 @@ class Monitor:
         pairs = check_stream(self.bundle, role, description)
         if pairs is not None:
             self._pair_names = pairs
-            self._feature_names = window_feature_names(self.eeg_channels, pairs)
+            # features are named by the model's pairs; messages by the stream's own names
+            self._feature_names = window_feature_names(
+                self.eeg_channels, list(self.bundle.nirs_pairs)
+            )
 
     async def _finish(self) -> None:
         if self.mqtt is not None:

@@ -80,6 +80,7 @@ class OfflineScorer:
             self.bundle.eeg_channels,
             hop_s=self.options.hop_s,
             warmup_s=self.options.warmup_s,
+            nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
         )
         out = recording_windows(pipeline, recording, descriptions)
         if not any(w.window is not None for w in out):
@@ -96,7 +97,7 @@ class OfflineScorer:
         """The ``neuroclip.score/1`` record of every window of ``recording``, in order."""
         windows, pair_names = self.windows(recording)
         usable = [w for w in windows if w.usable]
-        names = window_feature_names(self.eeg_channels, pair_names)
+        names = window_feature_names(self.eeg_channels, list(self.bundle.nirs_pairs))
         scores: dict[int, Scores] = {}
         for start in range(0, len(usable), _BATCH):
             batch = usable[start : start + _BATCH]

@@ -86,7 +86,11 @@ def recording_from_raw(
                 data=raw.get_data(picks=nirs_picks).T * scale,
                 times=times,
                 nirs=NirsLayout.from_labels(
-                    names, distances_m=distances, signal=signal, found_unit=found
+                    names,
+                    distances_m=distances,
+                    signal=signal,
+                    found_unit=found,
+                    midpoints_m=np.array([raw.info["chs"][i]["loc"][:3] for i in nirs_picks]),
                 ),
             )
         )

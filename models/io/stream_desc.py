@@ -19,6 +19,11 @@ from models.signals import NirsLayout, SignalBlock, parse_nirs_label
 from models.units import eeg_scale, nirs_signal
 
 CHANNEL_FIELDS = ("label", "unit", "type", "wavelength", "distance")
+LOCATION_AXES = ("X", "Y", "Z")
+"""Children of a channel's ``location``: its position in metres (fNIRS: the midpoint of
+source and detector), flattened by the readers into a ``location`` field ``"x y z"``."""
+MAX_COORDINATE_M = 0.3
+"""Head coordinates in metres stay within this; a larger one is a unit slip (mm)."""
 COUNTER_LABEL = "counter"
 SCORE_STREAM_TYPE = "NeuroCLIPScore"
 """Type of the monitor's LSL score stream: recorded beside the signals, never a marker."""
@@ -58,9 +63,16 @@ def channels_from_xml(xml: str, count: int) -> list[dict[str, str]]:
     out = []
     for i in range(count):
         entry = entries[i] if i < len(entries) else None
-        out.append(
-            {k: "" if entry is None else (entry.findtext(k) or "").strip() for k in CHANNEL_FIELDS}
+        fields = {
+            k: "" if entry is None else (entry.findtext(k) or "").strip() for k in CHANNEL_FIELDS
+        }
+        location = None if entry is None else entry.find("location")
+        fields["location"] = (
+            ""
+            if location is None
+            else " ".join((location.findtext(a) or "").strip() for a in LOCATION_AXES)
         )
+        out.append(fields)
     return out
 
 
@@ -175,10 +187,35 @@ def _nirs_layout(
     signal = kinds[0]
     _check_distances(labels, distances, signal, source)
     layout = NirsLayout.from_labels(
-        labels, distances_m=distances, signal=signal, found_unit=data_channels[0]["unit"]
+        labels,
+        distances_m=distances,
+        signal=signal,
+        found_unit=data_channels[0]["unit"],
+        midpoints_m=_midpoints(labels, data_channels, source),
     )
     units = {"intensity": "a.u.", "od": "OD", "hb": "uM"}[signal]
     return np.array(scales), (units,) * len(labels), layout
+
+
+def _midpoints(labels: list[str], channels: list[dict[str, str]], source: str) -> np.ndarray | None:
+    """Channel midpoints from ``location`` fields (metres), ``None`` unless every channel has
+    one; a coordinate beyond a head's size is refused as a unit slip."""
+    texts = [c.get("location", "").split() for c in channels]
+    if not all(len(t) == 3 for t in texts):
+        return None
+    try:
+        points = np.array([[float(v) for v in t] for t in texts])
+    except ValueError:
+        return None
+    far = np.flatnonzero(np.abs(points).max(axis=1) > MAX_COORDINATE_M)
+    if len(far):
+        raise ChannelError(
+            f"{source}: fNIRS channel {labels[far[0]]!r} is located at "
+            f"{points[far[0]].tolist()}; expected metres within {MAX_COORDINATE_M:g} of the "
+            "head's origin.",
+            fix="give desc/channels/channel/location X, Y, Z in metres.",
+        )
+    return points
 
 
 def _check_distances(labels: list[str], distances: np.ndarray, signal: str, source: str) -> None:
@@ -231,10 +268,19 @@ def channel_entries(block: SignalBlock, labels: list[str] | None = None) -> list
     unit = {"intensity": "a.u.", "od": "OD", "hb": "uM"}[layout.signal]
     entries = []
     for name, ch, d in zip(names, layout.channels, layout.distances_m, strict=True):
-        entry = {"label": name, "unit": unit, "distance": "" if np.isnan(d) else repr(float(d))}
+        entry: dict = {
+            "label": name,
+            "unit": unit,
+            "distance": "" if np.isnan(d) else repr(float(d)),
+        }
         if ch.wavelength is not None:
             entry.update(type=NIRS_CHANNEL_TYPES[layout.signal], wavelength=f"{ch.wavelength:g}")
         else:
             entry.update(type="HbO" if ch.chromophore == "hbo" else "HbR")
         entries.append(entry)
+    if layout.midpoints_m is not None:
+        for entry, point in zip(entries, layout.midpoints_m, strict=True):
+            entry["location"] = {
+                a: repr(float(v)) for a, v in zip(LOCATION_AXES, point, strict=True)
+            }
     return entries

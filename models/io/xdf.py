@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 
 from contract.errors import RecordingFormatError
-from models.io.stream_desc import CHANNEL_FIELDS, SCORE_STREAM_TYPE, stream_layout
+from models.io.stream_desc import (
+    CHANNEL_FIELDS,
+    LOCATION_AXES,
+    SCORE_STREAM_TYPE,
+    stream_layout,
+)
 from models.signals import Markers, Recording, SignalBlock
 
 logger = logging.getLogger(__name__)
@@ -159,15 +164,19 @@ def _channels(info: dict[str, Any], count: int) -> list[dict[str, str]]:
         entries = desc[0]["channels"][0]["channel"]
     except (TypeError, KeyError, IndexError):
         entries = []
-    return [
-        {
-            k: _first(entries[i], k, "")
-            if i < len(entries) and isinstance(entries[i], dict)
+    out = []
+    for i in range(count):
+        entry = entries[i] if i < len(entries) and isinstance(entries[i], dict) else {}
+        fields = {k: _first(entry, k, "") for k in CHANNEL_FIELDS}
+        location = entry.get("location")
+        location = location[0] if isinstance(location, list) and location else None
+        fields["location"] = (
+            " ".join(_first(location, a, "") for a in LOCATION_AXES)
+            if isinstance(location, dict)
             else ""
-            for k in CHANNEL_FIELDS
-        }
-        for i in range(count)
-    ]
+        )
+        out.append(fields)
+    return out
 
 
 def _signal_block(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.montage import pick_eeg
+from models.montage import NirsFit, fit_nirs, pick_eeg
 from models.pipeline.ring import RingBuffer, SpanUnavailableError
 from models.pipeline.streams import Chunk, StreamDescription
 from models.preprocessing import EegChain, NirsChain
@@ -47,6 +47,8 @@ _SPEED_SPAN_S = 1.0
 """Seconds of arrivals needed before the stream's clock speed is estimated (1 until then)."""
 _SEARCH_HALF_WIDTH = 32
 """Timestamps read on each side of where a searched time is expected."""
+NirsModel = tuple[tuple[str, ...], "np.ndarray | None"]
+"""A model's fNIRS pair names and their midpoints (``None``: unknown)."""
 EDGE_TOLERANCE_S = 1e-6
 """A timestamp this close to a window edge is on it: replays and files carry float rounding
 of this order, and the answer must not flip with it."""
@@ -110,6 +112,9 @@ class ModalityBuffer:
     on_jump
         Called with the role and each :class:`ClockJump` as it is handled (the monitor
         publishes it as an event).
+    nirs_pairs
+        fNIRS: the model's pairs and midpoints; the stream's columns are picked and ordered
+        to match them (:func:`models.montage.fit_nirs`). ``None``: the layout as it comes.
     """
 
     def __init__(
@@ -119,6 +124,8 @@ class ModalityBuffer:
         channels: tuple[str, ...],
         keep_s: float = 40.0,
         on_jump: Callable[[str, ClockJump], None] | None = None,
+        *,
+        nirs_pairs: NirsModel | None = None,
     ):
         if role not in ("eeg", "nirs"):
             raise ValueError(f"role must be eeg or nirs, got {role!r}")
@@ -130,6 +137,9 @@ class ModalityBuffer:
         self.description: StreamDescription | None = None
         self.lost = False
         self.on_jump = on_jump
+        self.nirs_pairs = nirs_pairs
+        self.fit: NirsFit | None = None
+        """How the current fNIRS stream's columns map onto the model's pairs."""
         self.clock_correction_s = 0.0
         """Seconds added to this connection's timestamps, undoing its clock jumps."""
         self._origin: tuple[float, float] | None = None
@@ -158,30 +168,49 @@ class ModalityBuffer:
         """Begin a new segment (first connection or reconnection): fresh chain, same rings."""
         layout = description.layout
         assert layout is not None
-        if self.description is None or description.nominal_rate != self.description.nominal_rate:
+        if (
+            self.description is None
+            or description.nominal_rate != self.description.nominal_rate
+            or description.layout.labels != self.description.layout.labels
+        ):
             self._allocate(description)
             self._up, self._down = rational_ratio(description.nominal_rate, self.target_sfreq)
         self.description = description
         if self.role == "eeg":
             self._picks = pick_eeg(self.channels, layout.labels, f"EEG stream {description.name!r}")
+        else:
+            self.fit = self._fit_nirs(description)
+            self._picks = self.fit.columns
         self._chain = self._new_chain()
         self.segment = Segment(number, np.nan, self._stamps.end, self._out.end)
         self.lost = False
         self.clock_correction_s = 0.0
 
+    def _fit_nirs(self, description: StreamDescription) -> NirsFit:
+        layout = description.layout.nirs
+        if self.nirs_pairs is None:
+            columns = list(range(len(layout.channels)))
+            names = [name for name, _ in layout.long_pairs()]
+            return NirsFit(columns, layout, names, "name")
+        names, midpoints = self.nirs_pairs
+        return fit_nirs(names, midpoints, layout, f"NIRS stream {description.name!r}")
+
     def _new_chain(self) -> EegChain | NirsChain:
-        rate, layout = self.description.nominal_rate, self.description.layout
+        rate = self.description.nominal_rate
         if self.role == "eeg":
             return EegChain(self.params.eeg, rate, len(self._picks))
-        return NirsChain(self.params.nirs, rate, layout.nirs)
+        return NirsChain(self.params.nirs, rate, self.fit.layout)
 
     def _allocate(self, description: StreamDescription) -> None:
         layout = description.layout
         assert layout is not None
         n_raw = max(1, round(self.keep_s * description.nominal_rate))
         n_out = max(1, round(self.keep_s * self.target_sfreq))
-        width_raw = len(self.channels) if self.role == "eeg" else len(layout.labels)
-        width_out = len(self.channels) if self.role == "eeg" else 2 * len(layout.nirs.long_pairs())
+        if self.role == "eeg":
+            width_raw = width_out = len(self.channels)
+        else:
+            fitted = self._fit_nirs(description).layout
+            width_raw, width_out = len(fitted.channels), 2 * len(fitted.long_pairs())
         self._stamps = RingBuffer(n_raw)
         self._raw = RingBuffer(n_raw, width_raw)
         self._bad = RingBuffer(n_raw, dtype=bool)
@@ -296,7 +325,7 @@ class ModalityBuffer:
             self._out.write(result.data)
             self._blanked.write(result.blanked_in)
         else:
-            result = self._chain(data)
+            result = self._chain(data[:, self._picks])
             self._raw.write(result.cardiac)
             self._out.write(result.hb)
             self._blanked.write(np.zeros(len(stamps), bool))

@@ -9,17 +9,17 @@ from __future__ import annotations
 from contract.errors import BundleError, ChannelError
 from models.bundle import Bundle
 from models.io.stream_desc import StreamLayout
-from models.montage import pick_eeg
+from models.montage import NirsFit, fit_nirs, pick_eeg
 from models.pipeline.streams import StreamDescription
+from models.signals import NirsLayout
 from models.units import EEG_UNIT_FIX, eeg_unit_refusal
-from models.windows import nirs_out_names
 
 
 def check_stream(bundle: Bundle, role: str, description: StreamDescription) -> list[str] | None:
     """Refuse an EEG or NIRS stream that does not fit ``bundle``.
 
-    Returns the fNIRS pair names (source-detector, in model order) for a NIRS stream, None
-    for EEG.
+    Returns the stream's names of the model's fNIRS pairs (in model order; found by name or
+    by optode position, :func:`models.montage.fit_nirs`) for a NIRS stream, None for EEG.
 
     Raises
     ------
@@ -32,18 +32,25 @@ def check_stream(bundle: Bundle, role: str, description: StreamDescription) -> l
         bundle.check_modality("eeg", layout.labels, description.nominal_rate, source)
         _check_eeg_units(bundle, layout, source)
         return None
-    offered = nirs_out_names(layout.nirs)
-    bundle.check_modality("nirs", tuple(offered), description.nominal_rate, source)
-    expected = list(bundle.meta["inputs"]["nirs"]["channels"])
-    if offered != expected:
+    fit = fit_nirs_for(bundle, layout.nirs, source)
+    bundle.check_modality(
+        "nirs", tuple(bundle.meta["inputs"]["nirs"]["channels"]), description.nominal_rate, source
+    )
+    return fit.pair_names
+
+
+def fit_nirs_for(bundle: Bundle, layout: NirsLayout, source: str) -> NirsFit:
+    """The bundle's fNIRS pairs found in a stream's layout (:func:`models.montage.fit_nirs`),
+    refused as a :class:`BundleError` naming the field."""
+    try:
+        return fit_nirs(bundle.nirs_pairs, bundle.nirs_midpoints, layout, source)
+    except ChannelError as exc:
         raise BundleError(
-            f"Bundle {bundle.path.name}: field inputs.nirs.channels expects the fNIRS pairs in "
-            f"the order {', '.join(expected[:4])}..., {source} gives {', '.join(offered[:4])}...",
+            f"Bundle {bundle.path.name}: field inputs.nirs.channels: {exc.message}",
             field="inputs.nirs.channels",
-            fix="use the montage the model was trained on, or train a model for this one.",
+            fix=exc.fix,
             path=bundle.path,
-        )
-    return [name for name, _ in layout.nirs.pairs()]
+        ) from None
 
 
 def _check_eeg_units(bundle: Bundle, layout: StreamLayout, source: str) -> None:

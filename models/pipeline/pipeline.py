@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from models.context import MAX_CUE_S, window_context
-from models.pipeline.buffer import ClockJump, Cut, ModalityBuffer
+from models.pipeline.buffer import ClockJump, Cut, ModalityBuffer, NirsModel
 from models.pipeline.grid import WindowGrid
 from models.pipeline.phase import PhaseInfo, PhaseTracker
 from models.pipeline.ring import SpanUnavailableError
@@ -67,6 +67,10 @@ class WindowPipeline:
         How long after its end a window whose data has not come is released unusable.
     on_jump
         Called with the role and each clock jump a buffer handles.
+    nirs_pairs
+        The model's fNIRS pairs and their midpoints: each stream's pairs are found by name
+        or position and put in this order (:func:`models.montage.fit_nirs`). ``None``
+        (training): the stream's long pairs as they come.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class WindowPipeline:
         warmup_s: float | None = None,
         max_wait_s: float = 3.0,
         on_jump: Callable[[str, ClockJump], None] | None = None,
+        nirs_pairs: NirsModel | None = None,
     ):
         wp = params.windows
         self.params = params
@@ -90,7 +95,7 @@ class WindowPipeline:
         keep = wp.window_s + max_wait_s + 20.0
         self.buffers = {
             "eeg": ModalityBuffer("eeg", params, eeg_channels, keep, on_jump),
-            "nirs": ModalityBuffer("nirs", params, (), keep, on_jump),
+            "nirs": ModalityBuffer("nirs", params, (), keep, on_jump, nirs_pairs=nirs_pairs),
         }
         self.phases = PhaseTracker(wp.rtms_guard_s, cue_s=wp.cue_s or MAX_CUE_S)
         self.markers_read_at = math.inf
@@ -275,7 +280,7 @@ class WindowPipeline:
             self.params.nirs.target_sfreq,
             n_nirs,
         )
-        layout = self.buffers["nirs"].description.layout.nirs
+        layout = self.buffers["nirs"].fit.layout
         return assemble_window(
             WindowSignals(
                 eeg=eeg.out,

@@ -14,16 +14,19 @@ import time
 logger = logging.getLogger(__name__)
 
 
-def stream_info(
-    pylsl, name: str, stype: str, sfreq: float, source_id: str, channels: list[dict[str, str]]
-):
+def stream_info(pylsl, name: str, stype: str, sfreq: float, source_id: str, channels: list[dict]):
     """A float32 StreamInfo whose desc lists ``channels`` plus the ``counter`` channel."""
     info = pylsl.StreamInfo(name, stype, len(channels) + 1, sfreq, pylsl.cf_float32, source_id)
     chans = info.desc().append_child("channels")
     for fields in [*channels, {"label": "counter", "unit": "samples", "type": "MISC"}]:
         ch = chans.append_child("channel")
         for key, value in fields.items():
-            ch.append_child_value(key, value)
+            if isinstance(value, dict):  # a nested element, e.g. location/X,Y,Z
+                child = ch.append_child(key)
+                for sub_key, sub_value in value.items():
+                    child.append_child_value(sub_key, sub_value)
+            else:
+                ch.append_child_value(key, value)
     info.desc().append_child("acquisition").append_child_value(
         "manufacturer", "NeuroCLIP simulator"
     )

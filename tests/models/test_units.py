@@ -11,7 +11,7 @@ import pytest
 from contract.errors import BundleError, ChannelError
 from models.bundle import load_bundle
 from models.io.stream_desc import stream_layout
-from models.montage import match_eeg, pick_eeg
+from models.montage import fit_nirs, match_eeg, pick_eeg
 from models.pipeline.compat import check_stream
 from models.pipeline.recording import describe_block
 from models.pipeline.streams import StreamDescription
@@ -276,3 +276,70 @@ def test_short_separation_pairs_are_not_model_inputs():
         "n", "nirs", labels, ("a.u.",) * 4, 10.0, np.ones((5, 4)), np.arange(5.0), layout
     )
     assert describe_block(block, "nirs").layout.nirs.long_pairs() == layout.long_pairs()
+
+
+# ---------------------------------------------------------------- fNIRS pairs by name or position
+
+
+def _probe(renumber: dict[int, int] | None = None, order=None, shift_m: float = 0.0):
+    """Three long pairs and a short one, with midpoints; sources renumbered and pairs listed
+    in another order when asked."""
+    pairs = [(1, 1, [0.05, 0.06, 0.02]), (1, 2, [0.03, 0.07, 0.03]), (2, 2, [0.0, 0.08, 0.04])]
+    renumber = renumber or {}
+    labels, distances, mids = [], [], []
+    for i in order or range(len(pairs)):
+        s, d, mid = pairs[i]
+        for w in (760, 850):
+            labels.append(f"S{renumber.get(s, s)}_D{d} {w}")
+            distances.append(0.03)
+            mids.append(np.array(mid) + shift_m)
+    for w in (760, 850):  # a short channel on source 1
+        labels.append(f"S{renumber.get(1, 1)}_D9 {w}")
+        distances.append(0.008)
+        mids.append([0.05, 0.05, 0.02])
+    return NirsLayout.from_labels(labels, distances_m=np.array(distances), midpoints_m=mids)
+
+
+MODEL_PAIRS = ("S1_D1", "S1_D2", "S2_D2")
+MODEL_MIDS = np.array([[0.05, 0.06, 0.02], [0.03, 0.07, 0.03], [0.0, 0.08, 0.04]])
+
+
+def test_pairs_listed_in_another_order_are_put_in_the_models_order():
+    fit = fit_nirs(MODEL_PAIRS, None, _probe(order=[2, 0, 1]), "s")
+    assert fit.by == "name" and fit.pair_names == list(MODEL_PAIRS)
+    assert [n for n, _ in fit.layout.long_pairs()] == list(MODEL_PAIRS)
+    assert [n for n, _ in fit.layout.pairs()][-1] == "S1_D9", "short channels are kept"
+
+
+def test_a_probe_numbering_its_optodes_differently_is_matched_by_position():
+    layout = _probe(renumber={1: 7, 2: 3}, order=[1, 2, 0], shift_m=0.004)
+    fit = fit_nirs(MODEL_PAIRS, MODEL_MIDS, layout, "s")
+    assert fit.by == "position"
+    assert fit.pair_names == ["S7_D1", "S7_D2", "S3_D2"]
+    np.testing.assert_allclose(fit.layout.pair_midpoints()[:3], MODEL_MIDS + 0.004)
+
+
+@pytest.mark.parametrize(
+    ("layout", "mids", "words"),
+    [
+        (_probe(renumber={1: 7}), None, ["S1_D1", "the model gives no optode positions"]),
+        (
+            _probe(renumber={1: 7}, shift_m=0.02),
+            MODEL_MIDS,
+            ["no stream pair within 10 mm", "S1_D1"],
+        ),
+    ],
+    ids=["no-positions", "too-far"],
+)
+def test_pairs_that_cannot_be_found_are_named(layout, mids, words):
+    with pytest.raises(ChannelError) as info:
+        fit_nirs(MODEL_PAIRS, mids, layout, "NIRS stream 'probe'")
+    for word in words:
+        assert word in str(info.value), str(info.value)
+    assert "NIRS stream 'probe'" in str(info.value)
+
+
+def test_the_default_bundle_stores_its_pairs_midpoints():
+    bundle = load_bundle("models/default_bundle")
+    assert bundle.nirs_midpoints.shape == (len(bundle.nirs_pairs), 3)
+    assert np.abs(bundle.nirs_midpoints).max() < 0.15

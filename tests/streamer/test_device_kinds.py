@@ -79,3 +79,28 @@ def test_haemoglobin_without_a_unit_is_refused_naming_the_channel(tmp_path, sess
     done = neuroclip("score", str(xdf), "--out", str(tmp_path / "x.jsonl"))
     refused(done, "hbo'", "no unit", "accepted")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def _renumbered(label: str) -> str:
+    """S<i>_D<j> -> S<i+10>_D<j+20>: the same probe, its optodes numbered another way."""
+    pair, what = label.split(" ")
+    source, detector = pair[1:].split("_D")
+    return f"S{int(source) + 10}_D{int(detector) + 20} {what}"
+
+
+def test_a_probe_numbered_differently_is_matched_by_position_and_scores_the_same(tmp_path, session):
+    assert session.nirs.nirs.midpoints_m is not None, "the simulated SNIRF carries positions"
+    original = _scores(tmp_path, session, "original")
+    xdf = write_xdf(
+        session,
+        tmp_path / "renumbered.xdf",
+        seconds=SECONDS,
+        rename=lambda c: _renumbered(c) if c.startswith("S") else c,
+    )
+    out = tmp_path / "renumbered.jsonl"
+    done = neuroclip("score", str(xdf), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    renumbered = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["score"] for m in renumbered] == [m["score"] for m in original]
+    bad = [p for m in renumbered for p in (m["quality"]["nirs"] or {}).get("bad_pairs", [])]
+    assert all(p.startswith("S1") for p in bad), "messages name the stream's own pairs"
