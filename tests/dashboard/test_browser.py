@@ -161,7 +161,7 @@ def test_an_operator_sees_the_session_live_in_chromium(tmp_path, broker, lsl_env
                 10,
                 "the fNIRS SCI strip",
             )
-            assert "coupled" in page.locator("#quality-nirs").inner_text()
+            assert "pairs good" in page.locator("#quality-nirs").inner_text()
             # stream health: both signal streams connected, latency per stage
             assert "yes" in page.locator("#health-eeg").inner_text()
             assert "yes" in page.locator("#health-nirs").inner_text()

@@ -94,14 +94,21 @@ def test_bad_samples_and_channels_are_flagged_and_never_published_as_nan(tmp_pat
     def windows(predicate) -> list[dict]:
         return [m for m in scores if predicate(window_times(m, t_start))]
 
-    # NaN and infinite bursts: every window holding one is unusable, with no score
-    for start, end in ((30, 31), (45, 46)):
-        hit = windows(lambda span, a=start, b=end: _overlaps(span, a, b))
-        assert len(hit) >= 8, (start, len(hit))
-        assert all("nonfinite" in m["quality"]["reasons"] for m in hit), [
-            (window_times(m, t_start), m["quality"]["reasons"]) for m in hit
-        ]
-        assert all(m["score"] is None and m["interval"] is None for m in hit)
+    # a NaN burst in the EEG: every window holding one is unusable, with no score
+    hit = windows(lambda span: _overlaps(span, 30, 31))
+    assert len(hit) >= 8, len(hit)
+    assert all("nonfinite" in m["quality"]["reasons"] for m in hit), [
+        (window_times(m, t_start), m["quality"]["reasons"]) for m in hit
+    ]
+    assert all(m["score"] is None and m["interval"] is None for m in hit)
+    # an infinite burst on one fNIRS channel: its pair is flagged and left out, the window is
+    # scored from the other pairs
+    hit = windows(lambda span: _overlaps(span, 45, 46))
+    assert len(hit) >= 8, len(hit)
+    for m in hit:
+        assert m["quality"]["nirs"]["saturated_pairs"] == ["S4_D3"], m["quality"]
+        assert "nonfinite" not in m["quality"]["reasons"]
+    assert sum(m["usable"] for m in hit) >= 5
     # a flat and a railing EEG channel: named in every window that lies inside the fault
     inside = windows(lambda span: _inside(span, 60, 80))
     assert len(inside) >= 8
@@ -109,11 +116,12 @@ def test_bad_samples_and_channels_are_flagged_and_never_published_as_nan(tmp_pat
         flags = quality[m["seq"]]["eeg"]["flags"]
         assert "O1" in flags["flat"] and "T7" in flags["railing"], flags
         assert {"O1", "T7"} <= set(m["quality"]["eeg"]["bad_channels"])
-    # a saturated fNIRS detector: its pair's coupling fails while it lasts, not before
+    # a saturated fNIRS detector: its pair is flagged while it lasts, not before
     saturated = windows(lambda span: _inside(span, 90, 110))
     before = windows(lambda span: _inside(span, 12, 30))
     assert len(saturated) >= 8 and len(before) >= 5
     assert all("S7_D5" in m["quality"]["nirs"]["bad_pairs"] for m in saturated)
+    assert all("S7_D5" in m["quality"]["nirs"]["saturated_pairs"] for m in saturated)
     assert not any("S7_D5" in m["quality"]["nirs"]["bad_pairs"] for m in before)
     # scoring goes on around and after the faults, and every published number is finite
     after = windows(lambda span: span[0] >= 112)

@@ -93,14 +93,18 @@ def test_monitor_scores_a_live_session_to_mqtt_lsl_and_the_log(tmp_path, broker,
     assert sub.of("summary")[-1]["usable"] == len(logged)
 
 
-def _outlets(prefix: str, eeg_labels: list[str], eeg_rate: float, nirs_rate: float):
+def _outlets(prefix: str, eeg_labels: list[str], eeg_rate: float, nirs_rate: float, nirs_unit: str):
     import pylsl
 
     from models.simulation.montage import NIRS_WAVELENGTHS, nirs_pairs
 
     nirs_labels = [f"{p.name} {w:g}" for p in nirs_pairs() for w in NIRS_WAVELENGTHS]
     outlets = []
-    for kind, labels, rate in (("EEG", eeg_labels, eeg_rate), ("NIRS", nirs_labels, nirs_rate)):
+    streams = (
+        ("EEG", eeg_labels, eeg_rate, "microvolts"),
+        ("NIRS", nirs_labels, nirs_rate, nirs_unit),
+    )
+    for kind, labels, rate, unit in streams:
         info = pylsl.StreamInfo(
             f"{prefix}-{kind}", kind, len(labels), rate, pylsl.cf_float32, prefix + kind
         )
@@ -108,28 +112,30 @@ def _outlets(prefix: str, eeg_labels: list[str], eeg_rate: float, nirs_rate: flo
         for label in labels:
             channel = chans.append_child("channel")
             channel.append_child_value("label", label)
+            channel.append_child_value("unit", unit)
             channel.append_child_value("distance", "0.03")
         outlets.append((pylsl.StreamOutlet(info), len(labels)))
     return outlets
 
 
 @pytest.mark.parametrize(
-    ("eeg_labels", "eeg_rate", "nirs_rate", "field"),
+    ("eeg_labels", "eeg_rate", "nirs_rate", "nirs_unit", "field"),
     [
-        (["Fp1", "Fp2", "Cz", "Pz"], 500.0, 10.0, "inputs.eeg.channels"),
-        (None, 500.0, 4.0, "inputs.nirs.sfreq"),
+        (["Fp1", "Fp2", "Cz", "Pz"], 500.0, 10.0, "a.u.", "inputs.eeg.channels"),
+        (None, 500.0, 4.0, "a.u.", "inputs.nirs.sfreq"),
+        (None, 500.0, 10.0, "", "channel 'S1_D1 760' has no unit"),
     ],
-    ids=["eeg-channels", "nirs-rate"],
+    ids=["eeg-channels", "nirs-rate", "nirs-unit"],
 )
 def test_monitor_refuses_streams_the_bundle_does_not_fit(
-    tmp_path, lsl_env, eeg_labels, eeg_rate, nirs_rate, field
+    tmp_path, lsl_env, eeg_labels, eeg_rate, nirs_rate, nirs_unit, field
 ):
     import numpy as np
 
     from models.simulation.montage import EEG_CHANNELS
 
     prefix = unique("MIS")
-    outlets = _outlets(prefix, eeg_labels or list(EEG_CHANNELS), eeg_rate, nirs_rate)
+    outlets = _outlets(prefix, eeg_labels or list(EEG_CHANNELS), eeg_rate, nirs_rate, nirs_unit)
     mon = start_monitor(monitor_config(tmp_path, prefix, unique("s"), None), lsl_env)
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and mon.poll() is None:
