@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -175,6 +176,10 @@ class NirsLayout:
     def short_mask(self) -> np.ndarray:
         """Per pair in :meth:`pairs` order: a short-separation channel (under
         :data:`SHORT_SEPARATION_M`). Pairs of unknown distance count as long."""
+        return self._short.copy()
+
+    @cached_property
+    def _short(self) -> np.ndarray:
         distances = self.pair_distances()
         with np.errstate(invalid="ignore"):
             return np.isfinite(distances) & (distances < SHORT_SEPARATION_M)
@@ -190,6 +195,11 @@ class NirsLayout:
 
         Members are ordered by ascending wavelength, or HbO then HbR.
         """
+        return list(self._pairs)
+
+    @cached_property
+    def _pairs(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """The pairs, grouped once (the window gate asks for them every window)."""
         groups: dict[str, list[tuple[float, int]]] = {}
         for col, ch in enumerate(self.channels):
             order = (
@@ -209,7 +219,7 @@ class NirsLayout:
                     "incomplete pair.",
                 )
             out.append((pair, tuple(col for _, col in sorted(members))))
-        return out
+        return tuple(out)
 
 
 @dataclass(frozen=True)
