@@ -289,13 +289,7 @@ def _check_streams(recording: Recording) -> tuple[SignalBlock, SignalBlock]:
 
 def _check_new_session(root: Path, subject: str, session: str) -> None:
     """Refuse a session that exists: a converted session is never overwritten."""
-    folder = root / f"sub-{subject}" / f"ses-{session}"
-    if folder.exists():
-        raise OutputError(
-            f"{folder} exists; a converted session is never overwritten.",
-            fix="choose another session label, or remove that folder first.",
-            path=folder,
-        )
+    _refuse_existing(root / f"sub-{subject}" / f"ses-{session}")
 
 
 def _common_span(recording: Recording, eeg: SignalBlock, nirs: SignalBlock) -> _Span:
