@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.simulation.config import SimulationConfig
-from models.simulation.montage import NIRS_WAVELENGTHS, nirs_pairs
+from models.simulation.montage import NIRS_WAVELENGTHS, montage_pairs
 from models.simulation.session import SessionSimulator
 from models.simulation.subject import draw_subject
 from models.simulation.timing import sample_count
@@ -63,6 +63,9 @@ def _eeg_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...]):
 
 
 def _nirs_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...], distances: np.ndarray):
+    """The fNIRS outlet's info: every channel (short-separation ones included when the
+    montage has them) with its wavelength and source-detector ``distance`` in metres, from
+    which readers tell short channels apart."""
     channels = [
         {
             "label": n,
@@ -79,7 +82,9 @@ def _nirs_info(pylsl, cfg: SimulationConfig, names: tuple[str, ...], distances: 
     )
     probe = info.desc().append_child("probe")
     probe.append_child_value("wavelengths", " ".join(f"{w:g}" for w in NIRS_WAVELENGTHS))
-    probe.append_child_value("regions", " ".join(f"{p.name}:{p.region}" for p in nirs_pairs()))
+    short = cfg.short_channels
+    pairs = montage_pairs(short.enabled, short.distance_mm / 1000.0)
+    probe.append_child_value("regions", " ".join(f"{p.name}:{p.region}" for p in pairs))
     return info
 
 
