@@ -184,6 +184,23 @@ class NirsLayout:
         with np.errstate(invalid="ignore"):
             return np.isfinite(distances) & (distances < SHORT_SEPARATION_M)
 
+    @cached_property
+    def short_references(self) -> tuple[tuple[int, ...], ...]:
+        """Per pair in :meth:`pairs` order, the short-separation pairs its scalp share is
+        estimated from: those on the same source (NIRx and Artinis place a short detector
+        beside each source), else every short pair; ``()`` for short pairs themselves."""
+        pairs, short = self.pairs(), self._short
+        shorts = np.flatnonzero(short)
+        source = [self.channels[cols[0]].source for _, cols in pairs]
+        out = []
+        for k in range(len(pairs)):
+            if short[k] or not len(shorts):
+                out.append(())
+                continue
+            same = tuple(int(j) for j in shorts if source[j] == source[k])
+            out.append(same or tuple(int(j) for j in shorts))
+        return tuple(out)
+
     def long_pairs(self) -> list[tuple[str, tuple[int, ...]]]:
         """The pairs that see the cortex (not short-separation), in :meth:`pairs` order: the
         ones the model scores."""

@@ -192,11 +192,14 @@ def assemble_window(signals: WindowSignals, layout, params: SignalParams) -> Win
             wp.sci_threshold,
         )
     index = index[long]
-    saturated = (
-        np.array([signals.nirs_lost[list(cols)].any() for _, cols in pairs])[long]
-        if signals.nirs_lost is not None
-        else np.zeros(len(index), bool)
-    )
+    saturated = np.zeros(len(pairs), bool)
+    if signals.nirs_lost is not None:
+        own = np.array([signals.nirs_lost[list(cols)].any() for _, cols in pairs])
+        saturated = own.copy()
+        if params.nirs.short_channel_regression:  # a lost reference spoils the long pair
+            for k, refs in enumerate(layout.short_references):
+                saturated[k] |= bool(own[list(refs)].any()) if refs else False
+    saturated = saturated[long]
     bad_pairs = (index < threshold) | saturated
     hb = (signals.hb.T / HB_SCALE_UM).astype(np.float32)
     for k in np.flatnonzero(bad_pairs):

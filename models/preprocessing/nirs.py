@@ -212,7 +212,10 @@ class NirsChain:
             signal = self._od(clean) if self._od is not None else clean
             hb = self._mbll(signal)
         cardiac = self._cardiac(signal)
-        hb = self._short(self._bandpass(hb))
+        lost_pairs = np.column_stack(
+            [lost[:, list(cols)].any(axis=1) for _, cols in self.layout.pairs()]
+        )
+        hb = self._short(self._bandpass(hb), lost_pairs)
         return NirsOutput(hb=self._resampler(hb), cardiac=cardiac, bad_in=bad, lost_in=lost)
 
 

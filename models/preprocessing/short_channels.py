@@ -10,8 +10,9 @@ short reference and the fitted part removed:
 with ``< >_t`` exponentially weighted means over the samples up to ``t`` (time constant
 ``tau_s``), so the fit follows slow changes of coupling and uses no future sample: offline
 and live give the same numbers in any chunking. A long pair's reference is the mean of the
-short channels that share its source (NIRx and Artinis place a short detector beside each
-source), or of every short channel when none does.
+short channels that share its source, or of every short channel when none does
+(:attr:`models.signals.NirsLayout.short_references`). While a reference is saturated or
+lost the fit is held, and the window gate flags the long pairs that use it.
 
 The output holds the long pairs only: short channels are never scored as ordinary pairs.
 """
@@ -41,7 +42,6 @@ class ShortChannelRegression:
     """
 
     def __init__(self, layout: NirsLayout, sfreq: float, tau_s: float, enabled: bool = True):
-        pairs = layout.pairs()
         short = layout.short_mask()
         self.long = np.flatnonzero(~short)
         self.short = np.flatnonzero(short)
@@ -49,18 +49,23 @@ class ShortChannelRegression:
         self.active = bool(enabled and len(self.short) and len(self.long))
         self._mix = None
         if self.active:
-            self._mix = RowWeightedSum(
-                _reference_weights(
-                    [layout.channels[pairs[k][1][0]].source for k in self.long],
-                    [layout.channels[pairs[k][1][0]].source for k in self.short],
-                )
-            )
+            position = {int(j): i for i, j in enumerate(self.short)}
+            weights = np.zeros((len(self.long), len(self.short)))
+            for i, k in enumerate(self.long):
+                refs = layout.short_references[k]
+                weights[i, [position[j] for j in refs]] = 1.0 / len(refs)
+            self._mix = RowWeightedSum(weights)
         alpha = 1.0 - np.exp(-1.0 / (tau_s * sfreq))
         self._b, self._a = np.array([alpha]), np.array([1.0, alpha - 1.0])
         self._state: np.ndarray | None = None
 
-    def __call__(self, hb: np.ndarray) -> np.ndarray:
-        """``(n, 2 * n_long)`` cleaned long pairs from ``(n, 2 * n_pairs)`` HbO/HbR."""
+    def __call__(self, hb: np.ndarray, lost_pairs: np.ndarray | None = None) -> np.ndarray:
+        """``(n, 2 * n_long)`` cleaned long pairs from ``(n, 2 * n_pairs)`` HbO/HbR.
+
+        ``lost_pairs`` ``(n, n_pairs)`` marks samples of saturated or lost pairs: while a
+        long pair's reference is lost, its running fit is not updated (both moments only
+        decay, so the fitted ratio holds), and the window gate flags the long pair too.
+        """
         long = hb[:, self.columns]
         if not self.active or hb.shape[0] == 0:
             return long
@@ -69,6 +74,10 @@ class ShortChannelRegression:
         ref[:, 0::2] = self._mix(short_hbo)
         ref[:, 1::2] = self._mix(short_hbr)
         moments = np.concatenate([long * ref, ref * ref], axis=1)
+        if lost_pairs is not None:
+            lost_ref = self._mix(lost_pairs[:, self.short].astype(float)) > 0
+            keep = np.repeat(~lost_ref, 2, axis=1)
+            moments *= np.concatenate([keep, keep], axis=1)
         if self._state is None:
             self._state = np.zeros((1, moments.shape[1]))
         smoothed, self._state = sps.lfilter(self._b, self._a, moments, axis=0, zi=self._state)
@@ -77,13 +86,3 @@ class ShortChannelRegression:
         tiny = np.finfo(float).tiny
         beta = np.divide(cross, power, out=np.zeros_like(cross), where=power > tiny)
         return long - beta * ref
-
-
-def _reference_weights(long_sources: list[int], short_sources: list[int]) -> np.ndarray:
-    """``(n_long, n_short)`` averaging weights: shorts on the same source, else all."""
-    weights = np.zeros((len(long_sources), len(short_sources)))
-    shorts = np.asarray(short_sources)
-    for i, source in enumerate(long_sources):
-        same = shorts == source
-        weights[i] = same / same.sum() if same.any() else 1.0 / len(shorts)
-    return weights

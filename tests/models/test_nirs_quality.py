@@ -3,6 +3,8 @@ regression, saturation and signal-loss flags, and the cardiac peak power."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from models.preprocessing.loss import FLAT_SAMPLES, SignalLossDetector
 from models.preprocessing.quality import cardiac_peak_power
 from models.preprocessing.short_channels import ShortChannelRegression
 from models.signals import NirsLayout
+from models.windows import SignalParams, WindowSignals, assemble_window
 
 FS = 10.0
 
@@ -127,3 +130,41 @@ def test_cardiac_peak_power_is_high_for_a_pulse_and_low_for_noise_or_flat():
     flat = np.zeros(len(t))
     psp = cardiac_peak_power(np.column_stack([pulse, noise, flat]), FS, (0.7, 1.5))
     assert psp[0] > 0.2 and psp[1] < 0.1 and psp[2] == 0.0, psp
+
+
+def test_a_lost_short_channel_holds_the_fit_and_flags_the_long_pairs_that_use_it():
+    hb, _, _ = _scalp_and_cortex(600.0, seed=3)
+    layout = _layout()
+    spoiled = hb.copy()
+    loss = slice(3000, 3200)  # 20 s of the short channel on source 1 at 4x
+    spoiled[loss, 4:6] *= 4.0
+    lost = np.zeros((len(hb), 4), bool)
+    lost[loss, 2] = True
+    clean = ShortChannelRegression(layout, FS, tau_s=120.0)(hb)
+    held = ShortChannelRegression(layout, FS, tau_s=120.0)(spoiled, lost)
+    blind = ShortChannelRegression(layout, FS, tau_s=120.0)(spoiled)
+    after = slice(3300, 4000)  # 10-80 s after the loss
+    assert (
+        np.abs(held[after] - clean[after]).max() < 0.2 * np.abs(blind[after] - clean[after]).max()
+    )
+    assert layout.short_references == ((2,), (3,), (), ())
+
+    params = SignalParams()
+    n = 50
+    signals = WindowSignals(
+        eeg=np.zeros((1250, 4)),
+        hb=np.zeros((n, 4)),
+        raw_eeg=np.random.default_rng(0).standard_normal((1000, 4)),
+        cardiac=np.random.default_rng(1).standard_normal((100, 8)),
+        nonfinite=False,
+        tms_blanked=False,
+        in_rtms_train=False,
+        context=np.zeros((2, n)),
+        occupancy=np.zeros(2),
+        nirs_lost=np.array([False] * 4 + [True, True] + [False] * 2),  # S1_D9 lost
+        nirs_rate=FS,
+    )
+    window = assemble_window(signals, layout, params)
+    assert window.saturated.tolist() == [True, False], "S1_D1 uses S1_D9; S2_D2 does not"
+    off = SignalParams(nirs=replace(params.nirs, short_channel_regression=False))
+    assert assemble_window(signals, layout, off).saturated.tolist() == [False, False]
