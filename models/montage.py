@@ -146,6 +146,16 @@ def _by_position(
     named = (
         f"{source} lacks fNIRS pair(s) {', '.join(missing[:8])}{'...' if len(missing) > 8 else ''}"
     )
+    short_mask = layout.short_mask()
+    short_names = {name for (name, _), s in zip(layout.pairs(), short_mask, strict=True) if s}
+    if short := [name for name in missing if name in short_names]:
+        named += f" ({', '.join(short[:4])} present, but as short-separation pairs: under 15 mm)"
+    if not long_index:
+        raise ChannelError(
+            f"{named}; the stream has no long pair at all.",
+            fix="check the distances the device sends (metres; short channels are under "
+            "0.015), or use the montage the model was trained on.",
+        )
     stream_midpoints = layout.pair_midpoints()
     if model_midpoints is None or stream_midpoints is None:
         side = "the model" if model_midpoints is None else "the stream"

@@ -113,9 +113,17 @@ def _lookup(table: dict[str, float], unit: str) -> float | None:
 
 
 def eeg_scale(unit: str) -> float | None:
-    """Factor from ``unit`` to uV, ``None`` when the unit is missing or unknown."""
+    """Factor from ``unit`` to uV, ``None`` when the unit is missing or unknown.
+
+    Case is ignored (``uv``, ``UV``, ``µv``): no EEG amplifier records megavolts, so
+    ``MV`` can only mean ``mV``."""
     unit = unit.strip()
-    return _lookup(EEG_TO_UV, unit) if unit else None
+    if not unit:
+        return None
+    found = _lookup(EEG_TO_UV, unit)
+    if found is None:
+        found = {k.lower(): v for k, v in EEG_TO_UV.items()}.get(unit.lower())
+    return found
 
 
 def eeg_unit_refusal(source: str, channel: str, unit: str) -> str:
@@ -163,6 +171,13 @@ def nirs_signal(
             )
         return "hb", scale
     lowered = unit.lower()
+    if kind_from_type == "intensity" and lowered in OD_UNITS:
+        raise ChannelError(
+            f"{source}: fNIRS channel {channel!r} is typed raw intensity ({ch_type!r}) but "
+            f"has the optical-density {found}.",
+            fix="make the channel type and unit agree: nirs_cw_amplitude with a.u., or "
+            "fnirs_od with OD.",
+        )
     if kind_from_type == "od" or lowered in OD_UNITS:
         if unit and lowered not in OD_UNITS and lowered not in ("a.u.", "au", "arbitrary"):
             raise ChannelError(

@@ -74,6 +74,9 @@ def _nirs_lines(block: SignalBlock) -> list[str]:
     else:
         index = scalp_coupling_index(out.cardiac, layout)
         label, threshold = "scalp coupling index", windows.sci_threshold
+    if not long.any():
+        lines.append("        no long pair: nothing the model could score")
+        return lines
     poor = [n for n, v, k in zip(names, index, long, strict=True) if k and v < threshold]
     lines.append(
         f"        {label} over the whole recording: median {np.median(index[long]):.2f}; "

@@ -41,9 +41,11 @@ def _read_tsv(path: Path) -> list[dict[str, str]]:
 class BidsDataset:
     """A BIDS dataset with EEG and NIRS per session, validated on opening."""
 
-    def __init__(self, root: str | Path, task: str = "cue"):
+    def __init__(self, root: str | Path, task: str = "cue", nirs_unit: str | None = None):
         self.root = Path(root)
         self.task = task
+        self.nirs_unit = nirs_unit
+        """The HbO/HbR unit of SNIRF files that declare none (``--nirs-unit``)."""
         if not self.root.is_dir():
             raise RecordingNotFoundError(
                 f"BIDS dataset folder {self.root} does not exist.",
@@ -124,6 +126,7 @@ class BidsDataset:
         import mne
         import mne_bids
 
+        from models.io.files import haemoglobin_unit
         from models.io.mne_raw import recording_from_raw
 
         blocks = []
@@ -143,7 +146,11 @@ class BidsDataset:
                 continue
             with mne.utils.use_log_level("error"):
                 raw = mne_bids.read_raw_bids(bids_path=matches[0], verbose="error")
-            recording = recording_from_raw(raw, matches[0].fpath)
+            path = Path(matches[0].fpath)
+            hb_unit, hb_to_um = (
+                haemoglobin_unit(path, self.nirs_unit) if path.suffix == ".snirf" else ("M", 1e6)
+            )
+            recording = recording_from_raw(raw, path, hb_unit=hb_unit, hb_to_um=hb_to_um)
             blocks.extend(recording.blocks)
             if markers is None or not len(markers):
                 markers = recording.markers

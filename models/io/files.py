@@ -85,13 +85,23 @@ def _read_with_mne(path: Path, reader_name: str, nirs_unit: str | None = None) -
             path=path,
         ) from exc
     logger.debug("read %s with mne.io.%s", path, reader_name)
-    hb_unit, hb_to_um = "M", 1e6  # MNE holds molar
-    if reader_name == "read_raw_snirf":
-        declared = snirf_data_unit(path)
-        hb_unit = _declared_or_given(path, declared, nirs_unit)
-        if not declared:  # MNE took the numbers as molar: they are in the unit given, if any
-            hb_to_um = HB_TO_UM.get(hb_unit)
+    hb_unit, hb_to_um = haemoglobin_unit(path, nirs_unit) if path.suffix == ".snirf" else ("M", 1e6)
     return recording_from_raw(raw, path, hb_unit=hb_unit, hb_to_um=hb_to_um)
+
+
+def haemoglobin_unit(path: Path, nirs_unit: str | None = None) -> tuple[str, float | None]:
+    """The unit of a SNIRF file's HbO/HbR and the factor from MNE's numbers to uM.
+
+    MNE scales a declared ``dataUnit`` to molar (factor 1e6); a file that declares none
+    is read as molar without a word, so its numbers are in ``nirs_unit`` when given, and
+    the factor is ``None`` (refused by :func:`models.io.mne_raw.recording_from_raw`) when
+    not. Used for single files and for SNIRF files inside BIDS datasets alike.
+    """
+    declared = snirf_data_unit(path)
+    unit = _declared_or_given(path, declared, nirs_unit)
+    if declared:
+        return unit, 1e6
+    return unit, HB_TO_UM.get(unit)
 
 
 def _declared_or_given(path: Path, declared: str, given: str | None) -> str:
@@ -105,7 +115,7 @@ def _declared_or_given(path: Path, declared: str, given: str | None) -> str:
             fix="give the unit the device exported, e.g. --nirs-unit uM.",
             path=path,
         )
-    if declared and declared != given:
+    if declared and HB_TO_UM.get(declared) != HB_TO_UM[given]:
         raise ChannelError(
             f"{path} declares its haemoglobin unit as {declared!r}, but --nirs-unit says "
             f"{given!r}.",

@@ -49,7 +49,7 @@ def read_session(path: str | Path, task: str = "cue", nirs_unit: str | None = No
     from models.io.bids import BidsDataset
 
     root, subject, session = parts
-    dataset = BidsDataset(root, task=task)
+    dataset = BidsDataset(root, task=task, nirs_unit=nirs_unit)
     if session is None:
         sessions = [s.session for s in dataset.sessions(subject)]
         if len(sessions) != 1:

@@ -168,11 +168,7 @@ class ModalityBuffer:
         """Begin a new segment (first connection or reconnection): fresh chain, same rings."""
         layout = description.layout
         assert layout is not None
-        if (
-            self.description is None
-            or description.nominal_rate != self.description.nominal_rate
-            or description.layout.labels != self.description.layout.labels
-        ):
+        if self.description is None or self._widths(description) != self._widths(self.description):
             self._allocate(description)
             self._up, self._down = rational_ratio(description.nominal_rate, self.target_sfreq)
         self.description = description
@@ -185,6 +181,14 @@ class ModalityBuffer:
         self.segment = Segment(number, np.nan, self._stamps.end, self._out.end)
         self.lost = False
         self.clock_correction_s = 0.0
+
+    def _widths(self, description: StreamDescription) -> tuple[float, int, int]:
+        """What the rings are sized by: rate, raw and model-rate widths (a reconnection
+        that changes any of them, e.g. distances that make a pair short, reallocates)."""
+        if self.role == "eeg":
+            return description.nominal_rate, len(self.channels), len(self.channels)
+        fitted = self._fit_nirs(description).layout
+        return description.nominal_rate, len(fitted.channels), 2 * len(fitted.long_pairs())
 
     def _fit_nirs(self, description: StreamDescription) -> NirsFit:
         layout = description.layout.nirs
@@ -206,11 +210,7 @@ class ModalityBuffer:
         assert layout is not None
         n_raw = max(1, round(self.keep_s * description.nominal_rate))
         n_out = max(1, round(self.keep_s * self.target_sfreq))
-        if self.role == "eeg":
-            width_raw = width_out = len(self.channels)
-        else:
-            fitted = self._fit_nirs(description).layout
-            width_raw, width_out = len(fitted.channels), 2 * len(fitted.long_pairs())
+        _, width_raw, width_out = self._widths(description)
         self._stamps = RingBuffer(n_raw)
         self._raw = RingBuffer(n_raw, width_raw)
         self._bad = RingBuffer(n_raw, dtype=bool)
@@ -329,7 +329,7 @@ class ModalityBuffer:
             self._raw.write(result.cardiac)
             self._out.write(result.hb)
             self._blanked.write(np.zeros(len(stamps), bool))
-            self._lost.write(result.lost_in | gap[:, None])
+            self._lost.write(result.lost_in & ~gap[:, None])  # a gap is reported as a gap
         self._bad.write(result.bad_in.any(axis=1) & ~gap)
         self._gap.write(gap)
         self._stamps.write(stamps)

@@ -14,7 +14,7 @@ from contract.errors import ChannelError
 from contract.settings import InvalidSettingError, setting
 from models.extinction import absorption_coefficients
 from models.preprocessing.filters import StatefulSos, bandpass_sos
-from models.preprocessing.guard import FiniteGuard
+from models.preprocessing.guard import FiniteGuard, hold_last
 from models.preprocessing.loss import SignalLossDetector
 from models.preprocessing.resample import PolyphaseResampler, rational_ratio
 from models.preprocessing.rows import RowWeightedSum
@@ -67,46 +67,52 @@ class NirsParams:
 class OpticalDensity:
     """``OD = -ln(|I| / I_ref)`` with a causal reference intensity per channel.
 
-    The reference is the mean intensity of the first ``baseline_samples`` samples; until
-    that many have arrived it is the mean of those seen so far (sample by sample, so the
-    result does not depend on chunking). Passing ``reference`` fixes it instead; with the
-    whole-recording mean this is exactly ``mne.preprocessing.nirs.optical_density``.
-    Non-positive intensities are taken as absolute values, floored at a tiny positive value.
+    The reference is the mean of a channel's first ``baseline_samples`` good samples; until
+    that many have arrived it is the mean of those seen so far (sample by sample, summed in
+    one fixed order, so the result does not depend on chunking). Samples marked not good
+    (saturated, lost) stay out of the reference, and a channel reads OD 0 until its first
+    good sample. Passing ``reference`` fixes it instead; with the whole-recording mean this
+    is exactly ``mne.preprocessing.nirs.optical_density``. Non-positive intensities are
+    taken as absolute values, floored at a tiny positive value.
     """
 
     def __init__(self, baseline_samples: int, reference: np.ndarray | None = None):
         self.baseline_samples = max(1, int(baseline_samples))
         self._fixed = None if reference is None else np.asarray(reference, float)
         self._sum: np.ndarray | None = None
-        self._count = 0
+        self._count: np.ndarray | None = None
 
     @property
     def reference(self) -> np.ndarray | None:
-        """The current reference intensity per channel."""
+        """The current reference intensity per channel (NaN before a good sample)."""
         if self._fixed is not None:
             return self._fixed
-        return None if self._sum is None else self._sum / max(self._count, 1)
+        if self._sum is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self._count > 0, self._sum / self._count, np.nan)
 
-    def __call__(self, intensity: np.ndarray) -> np.ndarray:
-        """Optical density for a chunk ``(n_samples, n_channels)`` of raw intensity."""
-        x = np.abs(intensity)
-        x = np.maximum(x, np.finfo(float).tiny)
+    def __call__(self, intensity: np.ndarray, good: np.ndarray | None = None) -> np.ndarray:
+        """Optical density for a chunk ``(n_samples, n_channels)`` of raw intensity;
+        ``good`` (same shape) marks the samples that may enter the reference."""
+        x = np.maximum(np.abs(intensity), np.finfo(float).tiny)
         if self._fixed is not None:
             return -np.log(x / self._fixed)
+        n, width = x.shape
         if self._sum is None:
-            self._sum = np.zeros(x.shape[1])
-        n = x.shape[0]
-        room = max(0, self.baseline_samples - self._count)
-        take = min(room, n)
-        ref = np.empty_like(x)
-        if take:
-            cum = self._sum + np.cumsum(x[:take], axis=0)
-            counts = self._count + np.arange(1, take + 1)
-            ref[:take] = cum / counts[:, None]
-            self._sum = cum[-1]
-            self._count += take
-        ref[take:] = self._sum / self._count
-        return -np.log(x / ref)
+            self._sum, self._count = np.zeros(width), np.zeros(width)
+        if n == 0:
+            return np.zeros((0, width))
+        good = np.isfinite(x) if good is None else good & np.isfinite(x)
+        counts = self._count + np.cumsum(good, axis=0)
+        used = good & (counts <= self.baseline_samples)
+        # one running sum from the previous total, so every chunking adds in the same order
+        sums = np.cumsum(np.vstack([self._sum, np.where(used, x, 0.0)]), axis=0)[1:]
+        counts = np.minimum(counts, self.baseline_samples)
+        self._sum, self._count = sums[-1].copy(), counts[-1].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            od = -np.log(x * counts / sums)
+        return np.where((counts > 0) & np.isfinite(od), od, 0.0)
 
 
 class BeerLambert:
@@ -177,6 +183,7 @@ class NirsChain:
         self.layout = layout
         self._guard = FiniteGuard()
         self._loss = SignalLossDetector(layout.signal, self.sfreq, params.loss_hold_s)
+        self._last_good = np.full(len(layout.channels), np.nan)
         self._od = (
             OpticalDensity(round(params.baseline_s * self.sfreq))
             if layout.signal == "intensity"
@@ -205,12 +212,16 @@ class NirsChain:
             raise ValueError(f"fNIRS chunk must be (n, {len(self.layout.channels)}), got {x.shape}")
         clean, bad = self._guard(x)
         lost = self._loss(np.asarray(x, float), clean)
-        if self._mbll is None:
-            signal = clean
-            hb = _hbo_hbr_order(clean, self.layout)
-        else:
-            signal = self._od(clean) if self._od is not None else clean
-            hb = self._mbll(signal)
+        # a lost sample keeps the channel's last good value: a saturation step would ring
+        # through the 0.01 Hz high-pass for minutes, far past the flag
+        held = hold_last(clean, lost, self._last_good) if lost.any() else clean
+        if len(held):
+            self._last_good = held[-1].copy()
+        if self._od is not None:
+            signal = self._od(held, ~lost)
+        else:  # OD or haemoglobin input: before a channel's first good sample, 0
+            signal = np.where(np.isfinite(held), held, 0.0)
+        hb = _hbo_hbr_order(signal, self.layout) if self._mbll is None else self._mbll(signal)
         cardiac = self._cardiac(signal)
         lost_pairs = np.column_stack(
             [lost[:, list(cols)].any(axis=1) for _, cols in self.layout.pairs()]

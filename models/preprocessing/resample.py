@@ -24,7 +24,7 @@ def rational_ratio(
     """The simplest ``(up, down)`` with ``sfreq_in * up / down == sfreq_out`` to 1 ppm.
 
     Device rates such as 10.172526 Hz (NIRSport2: 1536/3125 to 5 Hz), 8.2565 Hz (Kernel
-    Flow) or 2048 Hz (BioSemi: 125/2048 to 125 Hz) have such a ratio; the smallest
+    Flow) or 2048 Hz (BioSemi: 125/2048 to 125 Hz) have such a ratio; the first
     denominator that meets the tolerance is chosen, so simple rates keep small filters.
 
     Raises
@@ -39,14 +39,8 @@ def rational_ratio(
             fix="give the stream's nominal sampling rate (LSL nominal_srate, the file header).",
         )
     exact = sfreq_out / sfreq_in
-    limit = 10
-    while True:
-        ratio = Fraction(exact).limit_denominator(limit)
-        close = abs(float(ratio) - exact) <= RATE_TOLERANCE * exact
-        if (close and ratio > 0 and ratio.numerator <= max_denominator) or limit >= max_denominator:
-            break
-        limit = min(limit * 10, max_denominator)
-    if not close or ratio <= 0 or ratio.numerator > max_denominator:
+    ratio = _simplest_within(exact, RATE_TOLERANCE * exact, max_denominator)
+    if ratio is None:
         raise ChannelError(
             f"Cannot resample from {sfreq_in:g} Hz to {sfreq_out:g} Hz: no ratio up/down with "
             f"terms <= {max_denominator} matches it to {RATE_TOLERANCE:g}.",
@@ -54,6 +48,25 @@ def rational_ratio(
             "10.172526, cannot be matched); give it in full in the stream or file header.",
         )
     return ratio.numerator, ratio.denominator
+
+
+def _simplest_within(value: float, tolerance: float, limit: int) -> Fraction | None:
+    """The first continued-fraction convergent of ``value`` within ``tolerance`` whose terms
+    stay within ``limit`` (convergents are the best approximations for their size)."""
+    h0, h1, k0, k1 = 0, 1, 1, 0
+    rest = Fraction(value)
+    while True:
+        whole = rest.numerator // rest.denominator
+        h0, h1 = h1, whole * h1 + h0
+        k0, k1 = k1, whole * k1 + k0
+        if max(h1, k1) > limit:
+            return None
+        if h1 > 0 and abs(h1 / k1 - value) <= tolerance:
+            return Fraction(h1, k1)
+        fractional = rest - whole
+        if fractional == 0:
+            return None
+        rest = 1 / fractional
 
 
 def outputs_through(last_in: int, up: int, down: int) -> int:

@@ -343,3 +343,26 @@ def test_the_default_bundle_stores_its_pairs_midpoints():
     bundle = load_bundle("models/default_bundle")
     assert bundle.nirs_midpoints.shape == (len(bundle.nirs_pairs), 3)
     assert np.abs(bundle.nirs_midpoints).max() < 0.15
+
+
+def test_review_edge_cases_of_units_and_pairs():
+    assert stream_layout(
+        "eeg", [{"label": "Cz", "unit": "UV", "type": "", "wavelength": "", "distance": ""}], "s"
+    ).units == ("uV",)
+    with pytest.raises(ChannelError, match="typed raw intensity"):
+        stream_layout("nirs", nirs_channels("OD", type="nirs_cw_amplitude"), SOURCE)
+    # a stream whose pairs are all short: refused by name, never a bare ValueError
+    labels = ("S1_D1 760", "S1_D1 850")
+    only_short = NirsLayout.from_labels(
+        labels, distances_m=np.full(2, 0.008), midpoints_m=np.zeros((2, 3)) + 0.05
+    )
+    with pytest.raises(ChannelError, match="short-separation"):
+        fit_nirs(("S1_D1",), np.array([[0.05, 0.05, 0.05]]), only_short, "NIRS stream 'x'")
+
+
+def test_the_kernel_file_unit_is_looked_up_the_same_way_for_bids(recordings):
+    from models.io.files import haemoglobin_unit
+
+    kernel = recordings / "snirf/kernel_flow50_hb.snirf"
+    assert haemoglobin_unit(kernel) == ("", None)
+    assert haemoglobin_unit(kernel, "uM") == ("uM", 1.0)
