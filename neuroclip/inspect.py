@@ -68,21 +68,43 @@ def _nirs_lines(block: SignalBlock) -> list[str]:
     long = ~layout.short_mask()
     band = (params.cardiac_l_freq, min(params.cardiac_h_freq, 0.45 * block.sfreq))
     if layout.signal == "hb":
-        hbo = out.cardiac[:, [cols[0] for _, cols in layout.pairs()]]
-        index = cardiac_peak_power(hbo, block.sfreq, band)
+        hbo_columns = [cols[0] for _, cols in layout.pairs()]
+
+        def measure(cardiac: np.ndarray) -> np.ndarray:
+            return cardiac_peak_power(cardiac[:, hbo_columns], block.sfreq, band)
+
         label, threshold = "cardiac peak power", windows.psp_threshold
     else:
-        index = scalp_coupling_index(out.cardiac, layout)
+
+        def measure(cardiac: np.ndarray) -> np.ndarray:
+            return scalp_coupling_index(cardiac, layout)
+
         label, threshold = "scalp coupling index", windows.sci_threshold
+    per_window = [measure(span) for span in _gate_windows(out.cardiac, block.sfreq, windows)]
+    index = np.median(per_window, axis=0)
+    scope = f"median of {len(per_window)} {windows.window_s:g} s windows"
+    if len(per_window) == 1:
+        scope = "whole recording, shorter than two windows"
+    label = f"{label} ({scope})"
     if not long.any():
         lines.append("        no long pair: nothing the model could score")
         return lines
     poor = [n for n, v, k in zip(names, index, long, strict=True) if k and v < threshold]
     lines.append(
-        f"        {label} over the whole recording: median {np.median(index[long]):.2f}; "
+        f"        {label}: median {np.median(index[long]):.2f}; "
         f"below {threshold:g}: {', '.join(poor) or 'none'}"
     )
     return lines
+
+
+def _gate_windows(cardiac: np.ndarray, sfreq: float, params: WindowParams) -> list[np.ndarray]:
+    """The cardiac band cut into the gate's window length, end to end, after the filters'
+    first seconds (the whole recording when it is shorter than two windows)."""
+    size, skip = round(params.window_s * sfreq), round(5.0 * sfreq)
+    starts = range(skip, len(cardiac) - size + 1, size)
+    if len(starts) < 2:
+        return [cardiac]
+    return [cardiac[s : s + size] for s in starts]
 
 
 def _recording_lines(rec: Recording, window: float | None, strict: bool) -> list[str]:
