@@ -203,16 +203,19 @@ def test_a_refused_conversion_into_a_new_folder_leaves_no_folder(session, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("units", "words"),
+    ("kind", "units", "words"),
     [
-        ({"nirs": "OD"}, ["optical density", "only raw intensity"]),
-        ({"eeg": ""}, ["EEG channel", "no unit"]),
+        ("od", None, ["optical density", "only raw intensity"]),
+        ("intensity", {"eeg": ""}, ["EEG channel", "no unit"]),
     ],
     ids=["optical-density", "eeg-without-unit"],
 )
-def test_what_is_not_raw_intensity_and_microvolts_is_refused(session, tmp_path, units, words):
+def test_what_is_not_raw_intensity_and_microvolts_is_refused(session, tmp_path, kind, units, words):
     """Optical density was once written into SNIRF as negative "intensities"."""
-    xdf = write_xdf(session, tmp_path / "rec.xdf", seconds=40.0, units=units)
+    from tests.streamer.test_device_kinds import _derived
+
+    recording = _derived(session, "od") if kind == "od" else session
+    xdf = write_xdf(recording, tmp_path / "rec.xdf", seconds=40.0, units=units)
     root = tmp_path / "bids"
     done = neuroclip(
         "convert", str(xdf), "--bids", str(root), "--subject", "01", "--session", "pre",
