@@ -22,6 +22,7 @@ from contract.errors import OutputError
 from models.io.bids import BidsDataset
 from tests.conftest import REPO
 from tests.live_parts import monitor_config, read_log, start_monitor, stop, unique, write_xdf
+from tests.streamer.test_device_kinds import _derived
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,13 @@ def sessions(tiny_cohort, tmp_path_factory):
     recording = ds.read(folder.parent.name[4:], "pre")
     real = _at_rates(recording, 512.0, 7.8125, {"eeg": (128, 125), "nirs": (25, 32)})
     path = write_xdf(real, tmp_path_factory.mktemp("real-rates") / "nirscout.xdf")
-    return {"simulator": folder, "real-rates": path}
+    # a device that streams HbO/HbR itself, at a NIRSport2's rate, beside 2048 Hz EEG
+    haemoglobin = _at_rates(
+        _derived(recording, "hb"), 2048.0, 10.172526041666666,
+        {"eeg": (512, 125), "nirs": (3125, 3072)},
+    )  # fmt: skip
+    hb_path = write_xdf(haemoglobin, tmp_path_factory.mktemp("hb") / "nirsport2-hb.xdf")
+    return {"simulator": folder, "real-rates": path, "haemoglobin": hb_path}
 
 
 def _live(tmp_path, source, lsl_env, run: str) -> list[dict]:
@@ -116,7 +123,7 @@ def _compare(live: list[dict], offline: list[dict]) -> tuple[int, float]:
     return compared, worst
 
 
-@pytest.mark.parametrize("rates", ["simulator", "real-rates"])
+@pytest.mark.parametrize("rates", ["simulator", "real-rates", "haemoglobin"])
 def test_a_replayed_session_scores_live_as_offline(tmp_path, sessions, lsl_env, rates):
     source = sessions[rates]
     offline_path = tmp_path / "offline.jsonl"
@@ -126,6 +133,8 @@ def test_a_replayed_session_scores_live_as_offline(tmp_path, sessions, lsl_env, 
     offline = [json.loads(line) for line in offline_path.read_text().splitlines()]
     assert offline and any(r["usable"] for r in offline)
     assert any("rtms_train" in r["quality"]["reasons"] for r in offline), "the rTMS block"
+    index = {r["quality"]["nirs"]["index"] for r in offline if r["quality"]["nirs"]}
+    assert index == ({"psp"} if rates == "haemoglobin" else {"sci"}), index
     first = _live(tmp_path, source, lsl_env, "first")
     compared, worst = _compare(first, offline)
     assert compared >= 10, f"only {compared} usable windows compared"
