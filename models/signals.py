@@ -201,6 +201,19 @@ class NirsLayout:
             out.append(same or tuple(int(j) for j in shorts))
         return tuple(out)
 
+    @cached_property
+    def pair_columns(self) -> np.ndarray:
+        """``(n_pairs, members)`` the columns of each pair in :meth:`pairs` order (every pair
+        has all its wavelengths or both chromophores: :meth:`pairs` checks it)."""
+        if not self._pairs:
+            return np.zeros((0, 0), int)
+        return np.array([cols for _, cols in self._pairs], int)
+
+    def any_per_pair(self, per_channel: np.ndarray) -> np.ndarray:
+        """Per pair, whether any of its channels is set: ``(..., n_channels)`` booleans to
+        ``(..., n_pairs)`` (the chain per chunk, the gate per window, ``inspect``)."""
+        return per_channel[..., self.pair_columns].any(axis=-1)
+
     def long_pairs(self) -> list[tuple[str, tuple[int, ...]]]:
         """The pairs that see the cortex (not short-separation), in :meth:`pairs` order: the
         ones the model scores."""

@@ -175,7 +175,7 @@ def assemble_window(signals: WindowSignals, layout, params: SignalParams) -> Win
     long = ~layout.short_mask()
     pairs = layout.pairs()
     if layout.signal == "hb":
-        hbo = signals.cardiac[:, [cols[0] for _, cols in pairs]]
+        hbo = signals.cardiac[:, layout.pair_columns[:, 0]]
         band = (
             params.nirs.cardiac_l_freq,
             min(params.nirs.cardiac_h_freq, 0.45 * signals.nirs_rate),
@@ -194,11 +194,9 @@ def assemble_window(signals: WindowSignals, layout, params: SignalParams) -> Win
     index = index[long]
     saturated = np.zeros(len(pairs), bool)
     if signals.nirs_lost is not None:
-        own = np.array([signals.nirs_lost[list(cols)].any() for _, cols in pairs])
-        saturated = own.copy()
+        saturated = layout.any_per_pair(signals.nirs_lost)
         if params.nirs.short_channel_regression:  # a lost reference spoils the long pair
-            for k, refs in enumerate(layout.short_references):
-                saturated[k] |= bool(own[list(refs)].any()) if refs else False
+            saturated = saturated | [saturated[list(r)].any() for r in layout.short_references]
     saturated = saturated[long]
     bad_pairs = (index < threshold) | saturated
     hb = (signals.hb.T / HB_SCALE_UM).astype(np.float32)

@@ -60,15 +60,13 @@ def _nirs_lines(block: SignalBlock) -> list[str]:
     chain = NirsChain(params, block.sfreq, layout)
     out = chain(block.data)
     lost = [
-        n
-        for n, (_, cols) in zip(names, layout.pairs(), strict=True)
-        if out.lost_in[:, list(cols)].any()
+        n for n, x in zip(names, layout.any_per_pair(out.lost_in).any(axis=0), strict=True) if x
     ]
     lines.append(f"        saturated or lost: {', '.join(lost) if lost else 'none'}")
     long = ~layout.short_mask()
     band = (params.cardiac_l_freq, min(params.cardiac_h_freq, 0.45 * block.sfreq))
     if layout.signal == "hb":
-        hbo_columns = [cols[0] for _, cols in layout.pairs()]
+        hbo_columns = layout.pair_columns[:, 0]
 
         def measure(cardiac: np.ndarray) -> np.ndarray:
             return cardiac_peak_power(cardiac[:, hbo_columns], block.sfreq, band)

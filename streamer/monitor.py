@@ -198,7 +198,7 @@ class Monitor:
         self._check_stream("nirs", results[1])
 
     def _check_stream(self, role: str, description: StreamDescription) -> None:
-        """Refuse a stream that does not fit the bundle (channels, rate, fNIRS pair order)."""
+        """Refuse a stream that does not fit the bundle (channels, units, rate, fNIRS pairs)."""
         pairs = check_stream(self.bundle, role, description)
         if pairs is not None:
             self._pair_names = pairs

@@ -1,7 +1,9 @@
 """Whether a stream fits a model bundle: one check for the monitor, replay and offline scoring.
 
-A stream is refused, with a message that names the bundle field, when its channels, rate or
-fNIRS pair order differ from what the model was trained on.
+A stream is refused, with a message that names the bundle field, when the model's channels
+cannot be found in it (EEG by name, case or alias; fNIRS pairs by name or optode position:
+:mod:`models.montage`), when the model's EEG channels carry no known unit, or when its rate
+cannot be resampled to the model's.
 """
 
 from __future__ import annotations

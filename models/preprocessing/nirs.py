@@ -223,14 +223,10 @@ class NirsChain:
             signal = np.where(np.isfinite(held), held, 0.0)
         hb = _hbo_hbr_order(signal, self.layout) if self._mbll is None else self._mbll(signal)
         cardiac = self._cardiac(signal)
-        lost_pairs = np.column_stack(
-            [lost[:, list(cols)].any(axis=1) for _, cols in self.layout.pairs()]
-        )
-        hb = self._short(self._bandpass(hb), lost_pairs)
+        hb = self._short(self._bandpass(hb), self.layout.any_per_pair(lost))
         return NirsOutput(hb=self._resampler(hb), cardiac=cardiac, bad_in=bad, lost_in=lost)
 
 
 def _hbo_hbr_order(hb: np.ndarray, layout: NirsLayout) -> np.ndarray:
     """Haemoglobin columns as ``[pair0 hbo, pair0 hbr, pair1 hbo, ...]`` in pair order."""
-    order = [col for _, cols in layout.pairs() for col in cols]
-    return hb[:, order]
+    return hb[:, layout.pair_columns.ravel()]
