@@ -36,11 +36,11 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ID_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 _ID = re.compile(ID_PATTERN)
 
-SCORE_FORMAT = "neuroclip.score/1"
+SCORE_FORMAT = "neuroclip.score/2"
 STATUS_FORMAT = "neuroclip.status/1"
 QUALITY_FORMAT = "neuroclip.quality/1"
 EVENT_FORMAT = "neuroclip.event/1"
-SUMMARY_FORMAT = "neuroclip.summary/1"
+SUMMARY_FORMAT = "neuroclip.summary/2"
 FORMATS = {
     "score": SCORE_FORMAT,
     "status": STATUS_FORMAT,
@@ -48,7 +48,15 @@ FORMATS = {
     "event": EVENT_FORMAT,
     "summary": SUMMARY_FORMAT,
 }
-"""The payload format of each topic kind."""
+"""The payload format of each topic kind, as the monitor publishes it now."""
+READABLE_FORMATS = {
+    **{kind: (fmt,) for kind, fmt in FORMATS.items()},
+    "score": (SCORE_FORMAT, "neuroclip.score/1"),
+    "summary": (SUMMARY_FORMAT, "neuroclip.summary/1"),
+}
+"""Formats a consumer still reads, per kind. Version 2 of score and summary added the
+session ``estimate``; version 1 (monitors and logs from before it) has none, and reads as a
+session without one."""
 KINDS = tuple(FORMATS)
 
 
@@ -81,6 +89,23 @@ def parse_topic(root: str, name: str) -> tuple[str, str, str] | None:
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _PROB_OR_NULL = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 LATENCY_STAGES = ("ingest", "preprocess", "inference", "publish", "total")
+ESTIMATE_PARTS = ("baseline", "cue_drug", "cue_neutral", "inter_train", "post")
+"""Parts of a session with their own estimate (``models.session_estimate.ESTIMATE_GROUPS``)."""
+BANDS = ("within", "near", "outside")
+"""An estimate against the healthy-control session range: inside (or below) it, above it
+with an interval reaching into it, wholly above it."""
+_ESTIMATE = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["probability", "low", "high", "windows", "band"],
+    "properties": {
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "low": {"type": "number", "minimum": 0, "maximum": 1},
+        "high": {"type": "number", "minimum": 0, "maximum": 1},
+        "windows": {"type": "integer", "minimum": 1},
+        "band": {"enum": [*BANDS, None]},
+    },
+}
 
 SCORE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -105,6 +130,7 @@ SCORE_SCHEMA: dict[str, Any] = {
         "cue",
         "model",
         "latency_ms",
+        "estimate",
         "emitted_unix",
     ],
     "properties": {
@@ -182,6 +208,22 @@ SCORE_SCHEMA: dict[str, Any] = {
             "required": list(LATENCY_STAGES),
             "properties": {
                 stage: {"type": ["number", "null"], "minimum": 0} for stage in LATENCY_STAGES
+            },
+        },
+        "estimate": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "required": ["session", "recent", "part", "part_estimate"],
+            "description": "the session estimate after this window (models/session_estimate.py):"
+            " null until the first usable window",
+            "properties": {
+                "session": {**_ESTIMATE, "description": "every usable window so far"},
+                "recent": {**_ESTIMATE, "description": "usable windows of the last 5 minutes"},
+                "part": {
+                    "enum": [*ESTIMATE_PARTS, None],
+                    "description": "the part of the session this window belongs to",
+                },
+                "part_estimate": {**_ESTIMATE, "description": "that part's usable windows"},
             },
         },
         "emitted_unix": {"type": "number", "description": "wall-clock time the message was built"},

@@ -167,7 +167,7 @@ def bundle_metadata(
     }
     if "nirs" in inputs and ws.nirs_positions is not None:
         inputs["nirs"]["positions_m"] = np.round(ws.nirs_positions, 6).tolist()
-    hc_scores = _reference_band(trained, ws)
+    hc_scores, hc_sessions = _reference_bands(trained, ws)
     return {
         "format": FORMAT,
         "name": name,
@@ -198,6 +198,7 @@ def bundle_metadata(
                 k: v.astype(float).round(6).tolist() for k, v in trained.prototypes.items()
             },
             "hc_score": hc_scores,
+            "hc_session": hc_sessions,
         },
         "training": {
             "data_fingerprint": ws.fingerprint,
@@ -212,18 +213,31 @@ def bundle_metadata(
     }
 
 
-def _reference_band(trained: TrainedModel, ws: WindowSet) -> dict[str, float]:
-    """Percentiles of calibrated healthy-control window scores (the dashboard's HC band)."""
-    hc = ws.take(ws.usable & (ws.group == 0))
-    if len(hc) == 0:
-        return {}
-    logits, _ = predict(trained.model, hc, torch.device("cpu"))
-    p = 1 / (1 + np.exp(-logits.mean(axis=1) / trained.temperature))
+def _percentiles(p: np.ndarray) -> dict[str, float]:
     return {
         "p05": float(np.percentile(p, 5)),
         "median": float(np.median(p)),
         "p95": float(np.percentile(p, 95)),
     }
+
+
+def _reference_bands(
+    trained: TrainedModel, ws: WindowSet
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Healthy-control references: percentiles of calibrated window scores (the band around
+    the window scores) and of session estimates (against which a live estimate is placed
+    within, near or outside). The session range comes from the held-out sessions the
+    session calibration was fitted on (out of fold, or the validation subjects'), not from
+    the model scoring its own training data."""
+    hc = ws.take(ws.usable & (ws.group == 0))
+    if len(hc) == 0:
+        return {}, {}
+    logits, _ = predict(trained.model, hc, torch.device("cpu"))
+    mean_logit = logits.mean(axis=1)
+    windows = _percentiles(1 / (1 + np.exp(-mean_logit / trained.temperature)))
+    held_out = trained.session_calibration.hc_sessions
+    sessions = dict(zip(("p05", "median", "p95"), held_out, strict=True)) if held_out else {}
+    return windows, sessions
 
 
 __all__ = ["export_onnx", "parity", "write_bundle"]

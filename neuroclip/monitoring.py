@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+from typing import TYPE_CHECKING
 
 from neuroclip.broker_url import broker_overrides
+
+if TYPE_CHECKING:
+    from streamer.monitor import Monitor, MonitorResult
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +46,32 @@ def run_monitor(args: argparse.Namespace) -> int:
     # the reader threads, the event loop and the inference thread share the GIL: a short
     # switch interval bounds how long a thread with data waits for it (Python's is 5 ms)
     sys.setswitchinterval(_SWITCH_INTERVAL_S)
-    result = asyncio.run(Monitor(cfg, bundle).run())
-    print(
-        f"monitor stopped: {result.windows} window(s), {result.usable} usable; "
-        f"session log {result.log_path}"
-    )
+    monitor = Monitor(cfg, bundle)
+    result = asyncio.run(_until_stopped(monitor))
+    print(result.line())
     return 0
+
+
+async def _until_stopped(monitor: Monitor) -> MonitorResult:
+    """Run the monitor; Ctrl-C and SIGTERM (what ``docker stop`` and systemd send) both stop
+    it cleanly: the window in flight is published, the final status and summary are sent,
+    and the closing line says why it stopped."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop(reason: str) -> None:
+        monitor.request_stop(reason)
+        task.cancel()
+
+    for sig, reason in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+        loop.add_signal_handler(sig, stop, reason)
+    try:
+        return await monitor.run()
+    except asyncio.CancelledError:
+        if monitor.stop_reason is None:  # not one of ours: let it through
+            raise
+        return monitor.result()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -23,6 +23,7 @@ from contract.messages import (
 )
 from models.bundle import Scores
 from models.pipeline.pipeline import GatedWindow
+from models.session_estimate import SessionTracker, session_calibration
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,10 @@ def score_message(
     *,
     eeg_channels: tuple[str, ...],
     pair_names: list[str],
+    estimate: dict | None = None,
 ) -> dict:
-    """The ``neuroclip.score/1`` message of one window (``scores`` is None if unusable)."""
+    """The ``neuroclip.score/2`` message of one window (``scores`` is None if unusable);
+    ``estimate`` is :meth:`SessionScoring.estimate` after this window."""
     scored = scores is not None
     return {
         "schema": SCORE_FORMAT,
@@ -96,6 +99,7 @@ def score_message(
         "cue": window.phase.cue,
         "model": {"name": ident.model_name, "sha256": ident.model_sha256},
         "latency_ms": stage_latencies(stages_ms),
+        "estimate": estimate,
         "emitted_unix": round(time.time(), 6),
     }
 
@@ -151,8 +155,9 @@ def event_message(ident: Identity, label: str, t: float, **extra: object) -> dic
 class Smoother:
     """Exponential moving average of usable scores over about ``windows`` windows.
 
-    Unusable windows never enter it; the monitor and offline scoring share it so that their
-    ``smoothed`` fields agree.
+    Unusable windows never enter it and carry no smoothed value (a line on the page breaks
+    there instead of running flat across a gap). The monitor and offline scoring share it,
+    through :class:`SessionScoring`, so that their ``smoothed`` fields agree.
     """
 
     def __init__(self, windows: int):
@@ -167,13 +172,12 @@ class Smoother:
 
 @dataclass
 class SessionSummary:
-    """Running figures of the session: usable scores per phase, baseline against now."""
+    """Counts of the session and the means of usable window scores per phase (the
+    comparisons of version 1 summaries, kept beside the estimates)."""
 
-    recent: int = 15
-    per_phase: dict[str, list[float]] = field(default_factory=dict)
     windows: int = 0
     usable: int = 0
-    _last: list[float] = field(default_factory=list)
+    per_phase: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, phase: str, score: float | None) -> None:
         """Count one window; keep its score when it had one."""
@@ -182,25 +186,68 @@ class SessionSummary:
             return
         self.usable += 1
         self.per_phase.setdefault(phase, []).append(score)
-        self._last.append(score)
-        del self._last[: -self.recent]
 
-    def message(self, ident: Identity) -> dict:
-        """The retained ``neuroclip.summary/1`` message."""
+
+class SessionScoring:
+    """What one session's windows add up to: the smoothed score, the session estimate
+    (:class:`~models.session_estimate.SessionTracker`) and the counts.
+
+    The monitor and offline scoring feed it every window in order with :meth:`add`, so the
+    ``smoothed`` and ``estimate`` fields of their messages are the same.
+    """
+
+    def __init__(self, bundle_meta: dict, smoothing_windows: int, independent_fraction: float):
+        calibration, hc_range = session_calibration(bundle_meta)
+        self.tracker = SessionTracker(calibration, independent_fraction, hc_range)
+        self.smoother = Smoother(smoothing_windows)
+        self.summary = SessionSummary()
+
+    def add(self, window: GatedWindow, scores: Scores | None) -> float | None:
+        """Fold one window in; returns its smoothed score (None when it was unusable)."""
+        probability = None if scores is None else float(scores.probability[0])
+        logit = None if scores is None else float(scores.logit[0])
+        self.tracker.add(window.t_end, window.phase.phase, window.phase.cue, logit)
+        self.summary.add(window.phase.phase, probability)
+        return None if probability is None else self.smoother.add(probability)
+
+    def estimate(self) -> dict | None:
+        """The ``estimate`` field of a score message: whole session, last minutes, and the
+        part of the session the last window belongs to."""
+        tracker = self.tracker
+        session = tracker.as_message(tracker.session())
+        if session is None:
+            return None
+        return {
+            "session": session,
+            "recent": tracker.as_message(tracker.recent()),
+            "part": tracker.last_group,
+            "part_estimate": tracker.as_message(tracker.group(tracker.last_group)),
+        }
+
+    def summary_message(self, ident: Identity) -> dict:
+        """The retained ``neuroclip.summary/2`` message: counts, per-phase means of window
+        scores, and the session estimate whole, recent and per part."""
 
         def mean(values: list[float]) -> float | None:
             return round(float(np.mean(values)), 6) if values else None
 
+        per_phase = self.summary.per_phase
+        tracker = self.tracker
         return {
             "schema": SUMMARY_FORMAT,
             "site": ident.site,
             "session": ident.session,
             "model": {"name": ident.model_name, "sha256": ident.model_sha256},
-            "windows": self.windows,
-            "usable": self.usable,
-            "baseline_mean": mean(self.per_phase.get("baseline", [])),
-            "recent_mean": mean(self._last),
-            "phase_means": {p: mean(v) for p, v in self.per_phase.items()},
-            "phase_counts": {p: len(v) for p, v in self.per_phase.items()},
+            "windows": self.summary.windows,
+            "usable": self.summary.usable,
+            "baseline_mean": mean(per_phase.get("baseline", [])),
+            "phase_means": {p: mean(v) for p, v in per_phase.items()},
+            "phase_counts": {p: len(v) for p, v in per_phase.items()},
+            "estimate": {
+                "session": tracker.as_message(tracker.session()),
+                "recent": tracker.as_message(tracker.recent()),
+                "parts": {g: tracker.as_message(e) for g, e in tracker.groups().items()},
+                "hc_range": list(tracker.hc_range) if tracker.hc_range else None,
+            },
             "emitted_unix": round(time.time(), 6),
         }

@@ -34,8 +34,7 @@ from streamer.inference import InferenceEngine
 from streamer.lsl.reader import LslReader, MarkersRead, ReaderEvent, SegmentStart, StreamLost
 from streamer.messages import (
     Identity,
-    SessionSummary,
-    Smoother,
+    SessionScoring,
     dumps,
     event_message,
     quality_message,
@@ -51,6 +50,9 @@ logger = logging.getLogger(__name__)
 _TICK_S = 0.1
 
 
+_VANISHED = "monitor vanished (the broker published its last will)"
+
+
 @dataclass
 class MonitorResult:
     """What a run did, for the CLI's closing line and for tests."""
@@ -58,6 +60,23 @@ class MonitorResult:
     windows: int
     usable: int
     log_path: Path
+    reason: str = "ended"
+    """Why it stopped: ``Ctrl-C``, ``SIGTERM``, ``duration reached``, ``fatal error: ...``."""
+    undelivered: int = 0
+    """Messages the broker never acknowledged (the session log has every score)."""
+
+    def line(self) -> str:
+        """The closing line: windows, log, what the broker missed."""
+        text = (
+            f"monitor stopped ({self.reason}): {self.windows} window(s) scored, "
+            f"{self.usable} usable; session log {self.log_path}"
+        )
+        if self.undelivered:
+            text += (
+                f"; {self.undelivered} message(s) not delivered to the broker "
+                "(the scores among them are in the session log)"
+            )
+        return text
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:
@@ -98,8 +117,11 @@ class Monitor:
             on_jump=self._clock_jump,
             nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
         )
-        self.summary = SessionSummary()
-        self.smoother = Smoother(cfg.windows.smoothing_windows)
+        self.scoring = SessionScoring(
+            bundle.meta,
+            cfg.windows.smoothing_windows,
+            min(1.0, self.pipeline.hop_s / self.pipeline.window_s),
+        )
         self._windows: asyncio.Queue[tuple[GatedWindow, dict[str, float]] | None] = asyncio.Queue()
         self._pair_names: list[str] = []
         self._feature_names: list[str] = []
@@ -113,60 +135,115 @@ class Monitor:
         self.engine: InferenceEngine | None = None
         self.windows_emitted = 0
         self._in_flight: asyncio.Future | None = None
+        self.log_path = Path(cfg.log.dir)
+        self.stop_reason: str | None = None
+        self.ended_unix: float | None = None
+        self._duration_reached = False
 
     # ---------------------------------------------------------------- lifecycle
 
     async def run(self) -> MonitorResult:
-        """Connect, check the bundle against the streams, then score until stopped."""
+        """Connect, check the bundle against the streams, then score until stopped.
+
+        However it stops (``duration_s``, :meth:`request_stop` then a cancel for Ctrl-C or
+        SIGTERM, a fatal error), the retained status ends ``offline`` with the real counts,
+        the reason and the end time, and the session's summary is published last.
+        """
         cfg = self.cfg
-        path = log_path(cfg.log.dir, cfg.site, cfg.session)
-        async with contextlib.AsyncExitStack() as stack:
-            self.engine = await stack.enter_async_context(
-                InferenceEngine(self.bundle, cfg.model.providers, cfg.model.threads)
-            )
-            self.log = await stack.enter_async_context(SessionLog(path, fsync=cfg.log.fsync))
-            if cfg.mqtt.enabled:
-                offline = dumps(self._status("offline")).encode()
-                self.mqtt = await stack.enter_async_context(
-                    MqttPublisher(cfg.mqtt, cfg.site, cfg.session, offline)
+        path = self.log_path = log_path(cfg.log.dir, cfg.site, cfg.session)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                self.engine = await stack.enter_async_context(
+                    InferenceEngine(self.bundle, cfg.model.providers, cfg.model.threads)
                 )
-                self.mqtt.set_retained("status", dumps(self._status("starting")).encode())
-            readers = {
-                role: await stack.enter_async_context(
-                    LslReader(
-                        role,
-                        getattr(cfg.streams, role),
-                        self._on_event,
-                        self.health[role],
-                        clock_sync_interval_s=cfg.streams.clock_sync_interval_s,
-                        max_buffered_s=cfg.streams.max_buffered_s,
+                self.log = await stack.enter_async_context(SessionLog(path, fsync=cfg.log.fsync))
+                if cfg.mqtt.enabled:
+                    # the will is what the broker publishes if this process vanishes
+                    will = dumps(self._status("offline", _VANISHED)).encode()
+                    self.mqtt = await stack.enter_async_context(
+                        MqttPublisher(
+                            cfg.mqtt, cfg.site, cfg.session, will, final_status=self._final_status
+                        )
                     )
+                    self.mqtt.set_retained("status", dumps(self._status("starting")).encode())
+                stack.push_async_exit(self._stopping)  # runs before the publisher closes
+                readers = {
+                    role: await stack.enter_async_context(
+                        LslReader(
+                            role,
+                            getattr(cfg.streams, role),
+                            self._on_event,
+                            self.health[role],
+                            clock_sync_interval_s=cfg.streams.clock_sync_interval_s,
+                            max_buffered_s=cfg.streams.max_buffered_s,
+                        )
+                    )
+                    for role in ("eeg", "nirs", "markers")
+                }
+                await self._wait_for_streams(readers)
+                if cfg.lsl_out.enabled:
+                    self.outlet = await stack.enter_async_context(
+                        ScoreOutlet(cfg.lsl_out.name, cfg.site, cfg.session, self.bundle.sha256)
+                    )
+                logger.info(
+                    "monitoring site %s session %s with %s (%s) on %s; log %s",
+                    cfg.site,
+                    cfg.session,
+                    self.ident.model_name,
+                    self.bundle.sha256[:12],
+                    ", ".join(self.engine.providers),
+                    path,
                 )
-                for role in ("eeg", "nirs", "markers")
-            }
-            await self._wait_for_streams(readers)
-            if cfg.lsl_out.enabled:
-                self.outlet = await stack.enter_async_context(
-                    ScoreOutlet(cfg.lsl_out.name, cfg.site, cfg.session, self.bundle.sha256)
-                )
-            logger.info(
-                "monitoring site %s session %s with %s (%s) on %s; log %s",
-                cfg.site,
-                cfg.session,
-                self.ident.model_name,
-                self.bundle.sha256[:12],
-                ", ".join(self.engine.providers),
-                path,
-            )
-            try:
-                await self._run_tasks()
-            except ExceptionGroup as group:  # the first failure of a task, as itself
-                raise _first_leaf(group) from None
-            finally:
-                if self._in_flight is not None and not self._in_flight.done():
-                    await self._in_flight
-            await self._finish()
-        return MonitorResult(self.windows_emitted, self.summary.usable, path)
+                try:
+                    await self._run_tasks()
+                except ExceptionGroup as group:  # the first failure of a task, as itself
+                    raise _first_leaf(group) from None
+                finally:
+                    if self._in_flight is not None and not self._in_flight.done():
+                        await self._in_flight
+        except asyncio.CancelledError:
+            raise  # a requested stop: the caller prints the closing line
+        except BaseException:
+            logger.error(self.result().line())
+            raise
+        return self.result()
+
+    def request_stop(self, reason: str) -> None:
+        """Say why the run is about to be cancelled (``Ctrl-C``, ``SIGTERM``): the final
+        status and the last line carry it."""
+        self.stop_reason = self.stop_reason or reason
+
+    def result(self) -> MonitorResult:
+        """What the run did so far (complete once :meth:`run` returned)."""
+        return MonitorResult(
+            windows=self.windows_emitted,
+            usable=self.scoring.summary.usable,
+            log_path=self.log_path,
+            reason=self.stop_reason or "running",
+            undelivered=self.mqtt.undelivered if self.mqtt is not None else 0,
+        )
+
+    async def _stopping(self, exc_type, exc, _tb) -> bool:
+        """Record why the run ends and publish the last summary (the publisher, closed
+        next, sends the final status)."""
+        if exc is None:
+            reason = "duration reached" if self._duration_reached else "ended"
+        elif isinstance(exc, asyncio.CancelledError):
+            reason = "cancelled"
+        else:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = f"fatal error: {first}"
+        self.stop_reason = self.stop_reason or reason
+        self.ended_unix = time.time()
+        if self.mqtt is not None:
+            self.mqtt.set_retained("summary", self._summary_payload())
+        return False
+
+    def _final_status(self) -> bytes:
+        return dumps(self._status("offline")).encode()
+
+    def _summary_payload(self) -> bytes:
+        return dumps(self.scoring.summary_message(self.ident)).encode()
 
     async def _run_tasks(self) -> None:
         try:
@@ -175,6 +252,7 @@ class Monitor:
                 tasks.create_task(self._tick_loop(), name="neuroclip-tick")
                 tasks.create_task(self._status_loop(), name="neuroclip-status")
         except TimeoutError:
+            self._duration_reached = True
             logger.info("duration of %g s reached; stopping", self.cfg.duration_s)
 
     async def _wait_for_streams(self, readers: dict[str, LslReader]) -> None:
@@ -206,13 +284,6 @@ class Monitor:
             self._feature_names = window_feature_names(
                 self.eeg_channels, list(self.bundle.nirs_pairs)
             )
-
-    async def _finish(self) -> None:
-        if self.mqtt is not None:
-            self.mqtt.set_retained("summary", dumps(self.summary.message(self.ident)).encode())
-        logger.info(
-            "stopped after %d window(s), %d usable", self.windows_emitted, self.summary.usable
-        )
 
     # ---------------------------------------------------------------- events from readers
 
@@ -312,7 +383,6 @@ class Monitor:
                 scores, stages["inference"] = await self.engine.score(
                     window.window, self._feature_names
                 )
-                self.smoother.add(float(scores.probability[0]))
             stages["publish"] = self._publish_ms
             if "ingest" in stages:
                 stages["total"] = 1000 * (self.clock() - window.t_end)
@@ -323,14 +393,16 @@ class Monitor:
 
     async def _publish(self, window: GatedWindow, scores, stages: dict) -> None:
         started = time.perf_counter()
+        smoothed = self.scoring.add(window, scores)
         message = score_message(
             self.ident,
             window,
             scores,
-            self.smoother.value,
+            smoothed,
             stages,
             eeg_channels=self.eeg_channels,
             pair_names=self._pair_names,
+            estimate=self.scoring.estimate(),
         )
         text = dumps(message)
         # hand the score to the network first (lower latency), then append it to the log;
@@ -340,14 +412,11 @@ class Monitor:
         if self.mqtt is not None:
             self.mqtt.enqueue("score", text.encode())
         await self.log.append(text)
-        self.summary.add(
-            window.phase.phase, None if scores is None else float(scores.probability[0])
-        )
         if self.mqtt is not None:
             quality = quality_message(self.ident, window, self.eeg_channels, self._pair_names)
             self.mqtt.enqueue("quality", dumps(quality).encode(), qos=0)
             if window.seq % 10 == 0:
-                self.mqtt.set_retained("summary", dumps(self.summary.message(self.ident)).encode())
+                self.mqtt.set_retained("summary", self._summary_payload())
         self.windows_emitted += 1
         self.latency.add(message["latency_ms"])
         self._publish_ms = 1000 * (time.perf_counter() - started)
@@ -362,8 +431,8 @@ class Monitor:
 
     # ---------------------------------------------------------------- status
 
-    def _status(self, state: str) -> dict:
-        return status_message(self, state)
+    def _status(self, state: str, reason: str | None = None) -> dict:
+        return status_message(self, state, reason)
 
     @staticmethod
     def _status_line(status: dict) -> str:

@@ -3,7 +3,7 @@
 The recording is cut into chunks in time order and fed to the
 :class:`~models.pipeline.pipeline.WindowPipeline` the monitor runs (the same buffers, chains,
 grid, gate and phase tracker); the usable windows are scored by the same ONNX model in
-batches, and every window becomes the same ``neuroclip.score/1`` record the monitor writes
+batches, and every window becomes the same ``neuroclip.score/2`` record the monitor writes
 (latencies are ``null``: nothing was live). So a session scored here and the same session
 replayed through LSL into the monitor give the same windows and scores.
 """
@@ -20,7 +20,7 @@ from models.pipeline.compat import check_stream
 from models.pipeline.pipeline import GatedWindow, WindowPipeline
 from models.pipeline.recording import describe_block, recording_windows
 from models.signals import Recording, SignalBlock
-from streamer.messages import Identity, Smoother, score_message
+from streamer.messages import Identity, SessionScoring, score_message
 
 _BATCH = 64
 
@@ -56,6 +56,9 @@ class OfflineScorer:
         self.params = bundle.signal_params
         self.eeg_channels = bundle.eeg_channels
         self.scorer = BundleScorer(bundle, providers=providers, threads=threads)
+        self._independent_fraction = 1.0
+        self.scoring: SessionScoring | None = None
+        """The last scored recording's smoothed score, estimate and counts."""
 
     def windows(self, recording: Recording) -> tuple[list[GatedWindow], list[str]]:
         """Every window of ``recording`` as the monitor cuts it, and the fNIRS pair names."""
@@ -82,6 +85,7 @@ class OfflineScorer:
             warmup_s=self.options.warmup_s,
             nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
         )
+        self._independent_fraction = min(1.0, pipeline.hop_s / pipeline.window_s)
         out = recording_windows(pipeline, recording, descriptions)
         if not any(w.window is not None for w in out):
             duration = _end(blocks) - min(b.times[0] for b in blocks.values())
@@ -94,7 +98,7 @@ class OfflineScorer:
         return out, pair_names
 
     def score(self, recording: Recording, site: str, session: str) -> list[dict]:
-        """The ``neuroclip.score/1`` record of every window of ``recording``, in order."""
+        """The ``neuroclip.score/2`` record of every window of ``recording``, in order."""
         windows, pair_names = self.windows(recording)
         usable = [w for w in windows if w.usable]
         names = window_feature_names(self.eeg_channels, list(self.bundle.nirs_pairs))
@@ -106,20 +110,22 @@ class OfflineScorer:
             for i, w in enumerate(batch):
                 scores[w.seq] = _slice(result, i)
         ident = Identity(site, session, self.bundle.meta["name"], self.bundle.sha256)
-        smoother = Smoother(self.options.smoothing_windows)
+        self.scoring = SessionScoring(
+            self.bundle.meta, self.options.smoothing_windows, self._independent_fraction
+        )
         records = []
         for w in windows:
             s = scores.get(w.seq)
-            if s is not None:
-                smoother.add(float(s.probability[0]))
+            smoothed = self.scoring.add(w, s)
             message = score_message(
                 ident,
                 w,
                 s,
-                smoother.value,
+                smoothed,
                 {},
                 eeg_channels=self.eeg_channels,
                 pair_names=pair_names,
+                estimate=self.scoring.estimate(),
             )
             records.append(message)
         return records

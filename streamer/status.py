@@ -15,24 +15,24 @@ if TYPE_CHECKING:
     from streamer.monitor import Monitor
 
 
-def status_message(monitor: Monitor, state: str) -> dict:
+def status_message(monitor: Monitor, state: str, reason: str | None = None) -> dict:
     """The retained ``neuroclip.status/1`` message: state, model, streams, latency, outputs.
 
     ``state`` is ``starting``, ``online`` or ``offline``; ``online`` turns ``degraded``
-    while a signal stream is down or stale, or the session log cannot be written.
+    while a signal stream is down or stale, or the session log cannot be written. An
+    ``offline`` status says why and when the monitor stopped (``stopped``): ``reason``, or
+    the monitor's own once it has one (the last will, built at start, names its own).
     """
-    now = monitor.clock() if state != "offline" else None
+    now = monitor.clock()
     ref = monitor.bundle.meta["reference"].get("hc_score", {})
     stale_after = monitor.cfg.streams.stale_after_s
-    streams = {}
-    if now is not None:
-        streams = {
-            r: h.snapshot(now, stale_after if r != "markers" else None)
-            for r, h in monitor.health.items()
-        }
-        signals = [streams["eeg"], streams["nirs"]]
-        if any(s["stale"] or not s["connected"] for s in signals) and state == "online":
-            state = "degraded"
+    streams = {
+        r: h.snapshot(now, stale_after if r != "markers" else None)
+        for r, h in monitor.health.items()
+    }
+    signals = [streams["eeg"], streams["nirs"]]
+    if any(s["stale"] or not s["connected"] for s in signals) and state == "online":
+        state = "degraded"
     if monitor.log is not None and monitor.log.error is not None and state == "online":
         state = "degraded"  # scores go on, but the record of truth is not being written
     return {
@@ -53,9 +53,11 @@ def status_message(monitor: Monitor, state: str) -> dict:
         },
         "windows": {
             "emitted": monitor.windows_emitted,
-            "usable": monitor.summary.usable,
+            "usable": monitor.scoring.summary.usable,
             "hop_s": monitor.pipeline.hop_s,
             "window_s": monitor.pipeline.window_s,
+            "warmup_s": monitor.pipeline.grid.warmup_s,
+            "first_in_s": _first_in(monitor, now),
         },
         "phase": _phase_now(monitor, now),
         "streams": streams,
@@ -64,13 +66,30 @@ def status_message(monitor: Monitor, state: str) -> dict:
         if monitor.mqtt
         else {"enabled": monitor.cfg.mqtt.enabled},
         "log": monitor.log.snapshot() if monitor.log else None,
+        "stopped": {
+            "reason": reason or monitor.stop_reason,
+            "ended_unix": None if reason else _rounded(monitor.ended_unix),
+        }
+        if state == "offline"
+        else None,
     }
 
 
-def _phase_now(monitor: Monitor, now: float | None) -> str | None:
-    """The phase at the streams' clock (a replay faster than real time runs ahead)."""
-    if now is None:
+def _rounded(unix: float | None) -> float | None:
+    return None if unix is None else round(unix, 3)
+
+
+def _first_in(monitor: Monitor, now: float) -> float | None:
+    """Seconds until the first window is due (warm-up), ``None`` before the streams start
+    and once windows come out."""
+    end = monitor.pipeline.first_window_end()
+    if end is None or monitor.windows_emitted:
         return None
+    return round(max(0.0, end - monitor.pipeline.stream_time(now)), 1)
+
+
+def _phase_now(monitor: Monitor, now: float) -> str | None:
+    """The phase at the streams' clock (a replay faster than real time runs ahead)."""
     t = monitor.pipeline.stream_time(now)
     return monitor.pipeline.phases.info(t, t).phase
 

@@ -164,6 +164,14 @@ class WindowPipeline:
         ]
         return now + min(leads) if len(leads) == 2 else now
 
+    def first_window_end(self) -> float | None:
+        """Stream time at which the first window ends, once both streams have started and
+        before any window came out (the warm-up countdown); ``None`` otherwise."""
+        if self.seq > 0:
+            return None
+        k = self._next_index()
+        return None if k is None else self.grid.point(k)
+
     def ready(self, now: float | None = None) -> list[GatedWindow]:
         """Every window that is complete, or overdue at local LSL time ``now``, in order.
 

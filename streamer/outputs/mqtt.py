@@ -17,6 +17,7 @@ import logging
 import random
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from contract.messages import topic
@@ -39,12 +40,26 @@ class Outbound:
 class MqttPublisher:
     """Publish to one session's topics; an async context manager."""
 
-    def __init__(self, cfg: MqttConfig, site: str, session: str, offline_status: bytes):
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        site: str,
+        session: str,
+        offline_status: bytes,
+        *,
+        final_status: Callable[[], bytes] | None = None,
+    ):
+        """``offline_status`` is the last will (what the broker publishes if this process
+        vanishes); ``final_status`` builds the retained status sent on a clean close, after
+        the queue was drained, so it can tell what was delivered."""
         self.cfg = cfg
         self.site, self.session = site, session
         self._identifier = f"neuroclip-monitor-{site}-{session}"
         self._password = cfg.secret()
         self._offline = offline_status
+        self._final_status = final_status
+        self.undelivered = 0
+        """Messages still queued when the publisher closed (set on close)."""
         self._queue: deque[Outbound] = deque()
         self._retained: dict[str, bytes] = {}
         self._retained_dirty: set[str] = set()
@@ -69,14 +84,19 @@ class MqttPublisher:
         await self._drain(timeout_s=2.0)
         import aiomqtt
 
+        self.undelivered = len(self._queue)
+        final = self._final_status() if self._final_status is not None else self._offline
         client = self._client
         if client is not None and self.connected:
             try:
-                await client.publish(
-                    self.topic("status"), self._offline, qos=1, retain=True, timeout=1.0
-                )
+                await client.publish(self.topic("status"), final, qos=1, retain=True, timeout=1.0)
             except aiomqtt.MqttError as exc:
-                logger.warning("could not publish the offline status: %s", exc)
+                logger.warning("could not publish the final status: %s", exc)
+        else:
+            logger.warning(
+                "broker unreachable at stop: the final status was not published (the broker "
+                "keeps the last will, which says the monitor vanished)"
+            )
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

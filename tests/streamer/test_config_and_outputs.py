@@ -46,7 +46,7 @@ def test_the_password_comes_from_the_environment_and_never_from_defaults():
 
 def _unusable_message() -> dict:
     return {
-        "schema": "neuroclip.score/1",
+        "schema": "neuroclip.score/2",
         "site": "lab",
         "session": "S1",
         "seq": 3,
@@ -62,6 +62,7 @@ def _unusable_message() -> dict:
         "cue": None,
         "model": {"name": "m", "sha256": "0" * 64},
         "latency_ms": {k: None for k in ("ingest", "preprocess", "inference", "publish", "total")},
+        "estimate": None,
         "emitted_unix": 1.0,
     }
 

@@ -90,7 +90,51 @@ def test_monitor_scores_a_live_session_to_mqtt_lsl_and_the_log(tmp_path, broker,
         assert stream["gaps"] == 0 and stream["duplicates"] == 0, stream
         assert stream["samples"] > 15 * rate
     assert len(sub.of("quality")) == len(logged)
-    assert sub.of("summary")[-1]["usable"] == len(logged)
+    summary = sub.of("summary")[-1]
+    assert summary["usable"] == len(logged) and summary["schema"] == "neuroclip.summary/2"
+    assert summary["estimate"]["session"]["windows"] == len(logged)
+    assert logged[-1]["estimate"]["session"] == summary["estimate"]["session"]
+    # the final status tells the truth: the real counts, why and when it stopped
+    final = [m for m in sub.of("status") if m["state"] == "offline"][-1]
+    assert final["windows"]["emitted"] == len(logged) and final["windows"]["usable"] == len(logged)
+    assert final["stopped"]["reason"] == "duration reached"
+    assert final["stopped"]["ended_unix"] >= final["started_unix"]
+    assert final["streams"]["eeg"]["samples"] > 15 * 500
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"monitor stopped (duration reached): {len(logged)} window(s) scored")
+    assert "not delivered" not in last
+
+
+def test_a_stop_with_the_broker_down_says_what_was_not_delivered(tmp_path, broker, lsl_env):
+    """Ctrl-C while the broker is away: a clean stop whose last line counts the messages the
+    broker never took; the session log holds every score."""
+    import signal
+
+    prefix, session = unique("UND"), unique("s")
+    sub = Subscriber(broker.port, f"neuroclip/v1/lab/{session}/#")
+    sim = start_simulator(prefix, lsl_env)
+    mon = start_monitor(monitor_config(tmp_path, prefix, session, broker.port), lsl_env)
+    try:
+        sub.wait_for(lambda s: len(s.of("score")) >= 3, 60, "three scores")
+        sub.close()
+        broker.stop()
+        logs = tmp_path / "logs"
+        before = len(read_log(logs))
+        deadline = time.monotonic() + 30
+        while len(read_log(logs)) < before + 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        mon.send_signal(signal.SIGINT)
+        assert mon.wait(30) == 0, "Ctrl-C is a clean stop"
+        out = stop(mon)
+    finally:
+        stop(mon)
+        stop(sim)
+    last = out.strip().splitlines()[-1]
+    logged = read_log(tmp_path / "logs")
+    assert last.startswith(f"monitor stopped (Ctrl-C): {len(logged)} window(s) scored"), last
+    undelivered = int(last.split("; ")[-1].split(" message(s) not delivered")[0])
+    assert undelivered >= 4, last
+    assert "Traceback" not in out
 
 
 def _outlets(prefix: str, eeg_labels: list[str], eeg_rate: float, nirs_rate: float, nirs_unit: str):

@@ -157,10 +157,10 @@ def test_record_a_live_session_with_the_monitor_score_stream(tmp_path, lsl_env):
 
     score = by_name[score_name]
     assert score["info"]["type"] == ["NeuroCLIPScore"]
-    assert score["info"]["desc"][0]["schema"] == ["neuroclip.score/1"]
+    assert score["info"]["desc"][0]["schema"] == ["neuroclip.score/2"]
     messages = [json.loads(row[0]) for row in score["time_series"]]
     assert len(messages) >= 2
-    assert all(m["schema"] == "neuroclip.score/1" for m in messages)
+    assert all(m["schema"] == "neuroclip.score/2" for m in messages)
     assert len(score["clock_times"]) >= 1
     logged = {m["seq"]: m for m in read_log(tmp_path / "logs")}
     assert all(logged[m["seq"]] == m for m in messages)
