@@ -23,6 +23,7 @@ from dashboard.auth import require_basic_auth
 from dashboard.config import DashboardConfig
 from dashboard.feed import FeedState
 from dashboard.figures import sci_strip, score_extension, score_figure
+from dashboard.report import SessionReports, build_report
 from dashboard.store import SnapshotStore
 from dashboard.summary import baseline_vs_now, pre_vs_post
 
@@ -50,10 +51,17 @@ def _layout(cfg: DashboardConfig) -> html.Div:
                 ]
             ),
             html.Div(id="broker-banner", className="banner hidden"),
-            html.Section([html.H2("Sessions"), html.Div(id="sessions")], id="sessions-panel"),
+            html.Div(
+                [html.Span(id="session-banner-text"), html.A(id="report-link", href="")],
+                id="session-banner",
+                className="banner hidden",
+            ),
+            html.Section(
+                [html.H2("Session estimate"), html.Div(id="estimate")], id="estimate-panel"
+            ),
             html.Section(
                 [
-                    html.H2("Live score"),
+                    html.H2("Trajectory"),
                     dcc.Graph(
                         id="score-graph",
                         config={"displaylogo": False, "scrollZoom": False},
@@ -83,6 +91,7 @@ def _layout(cfg: DashboardConfig) -> html.Div:
                 className="columns",
             ),
             html.Section([html.H2("Session summary"), html.Div(id="summary")], id="summary-panel"),
+            html.Section([html.H2("Sessions"), html.Div(id="sessions")], id="sessions-panel"),
             html.Footer(NOT_A_DEVICE),
             dcc.Store(id="score-state"),
             dcc.Store(id="sci-state"),
@@ -108,6 +117,21 @@ def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> D
         serve_locally=True,
     )
     app.layout = _layout(cfg)
+    reports = SessionReports(cfg.sessions_dir)
+
+    @app.server.route("/report/<site>/<session>")
+    def session_report(site: str, session: str):
+        logs = reports.logs(site, session)
+        if not logs:
+            return (
+                f"No session log for {site}/{session} in {cfg.sessions_dir} on this machine.",
+                404,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+        view = store.session(f"{site}/{session}")
+        page = build_report(logs, view.hc_session_range if view else None)
+        return page, 200, {"Content-Type": "text/html; charset=utf-8"}
+
     credentials = cfg.auth.credentials()
     if credentials is not None:
         require_basic_auth(app.server, *credentials)
@@ -126,8 +150,8 @@ def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> D
         if current in keys:  # the operator's choice stands
             return options, no_update
         wanted = _linked_session(search)
-        if wanted in keys:
-            return options, wanted
+        if wanted is not None:  # a link names one session: that one, or none (the page says so)
+            return options, wanted if wanted in keys else None
         online = [r["key"] for r in rows if r["online"]]
         return options, (online or keys or [no_update])[0]
 
@@ -138,7 +162,9 @@ def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> D
     )
     def follow_link(search):
         wanted = _linked_session(search)
-        return wanted if wanted in {r["key"] for r in store.sessions()} else no_update
+        if wanted is None:
+            return no_update
+        return wanted if wanted in {r["key"] for r in store.sessions()} else None
 
     @app.callback(
         Output("sessions", "children"),
@@ -148,16 +174,31 @@ def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> D
         Output("health", "children"),
         Output("summary", "children"),
         Output("phase-badge", "children"),
+        Output("estimate", "children"),
+        Output("session-banner-text", "children"),
+        Output("session-banner", "className"),
+        Output("report-link", "children"),
+        Output("report-link", "href"),
         Input("panel-tick", "n_intervals"),
         Input("session-select", "value"),
+        State("url", "search"),
     )
-    def refresh_panels(_tick, key):
+    def refresh_panels(_tick, key, search):
         rows = store.sessions()
         feed_now = feed.snapshot(store)
         banner_text, banner_class = panels.broker_banner(feed_now)
         view = store.session(key) if key else None
+        wanted = _linked_session(search)
+        session_text, session_class = panels.session_banner(
+            view, None if key else wanted, [r["key"] for r in rows]
+        )
+        report_text, report_href = "", ""
+        if view is not None and view.finished and reports.available(view.site, view.session):
+            report_text, report_href = " Session report", reports.link(view.site, view.session)
         if view is None:
-            empty = [html.P("Waiting for a session on the broker.")]
+            empty = [html.P("Waiting for a session on the broker.", className="awaiting")]
+            if wanted and not key:
+                empty = [html.P("No such session (see the banner).", className="awaiting")]
             return (
                 panels.sessions_table(rows, key),
                 banner_text,
@@ -166,27 +207,37 @@ def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> D
                 empty,
                 empty,
                 "",
+                empty,
+                session_text,
+                session_class,
+                report_text,
+                report_href,
             )
         row = next((r for r in rows if r["key"] == key), {})
         comparisons = [
             c
             for c in (
-                baseline_vs_now(view.summary, row.get("hc_median")),
+                baseline_vs_now(
+                    view.summary, row.get("hc_median"), (view.estimate or {}).get("recent")
+                ),
                 pre_vs_post(key, rows),
             )
             if c is not None
         ]
-        last = view.last_score or {}
-        phase = last.get("phase") or "–"
-        badge = f"phase: {phase}" + (f" · cue: {last['cue']}" if last.get("cue") else "")
+        badge = panels.phase_text(view) or ("finished" if view.finished else "")
         return (
             panels.sessions_table(rows, key),
             banner_text,
             banner_class,
-            panels.quality_panel(view.last_score, view.quality),
+            panels.quality_panel(view.last_score, view.quality, view.windows),
             panels.health_panel(view.status, feed_now),
             panels.summary_panel(comparisons),
             badge,
+            panels.estimate_panel(view),
+            session_text,
+            session_class,
+            report_text,
+            report_href,
         )
 
     @app.callback(
@@ -251,7 +302,8 @@ def score_update(
         and delta.first_recent_seq is not None
         and delta.first_recent_seq > state["seq"] + 1
     )
-    if stale or behind or state["drawn"] > REDRAW_AFTER:
+    empty = state is not None and state.get("empty") and bool(delta.points)
+    if stale or behind or empty or state["drawn"] > REDRAW_AFTER:
         view = store.session(key)
         if view is None:
             return None, None, None
@@ -265,11 +317,12 @@ def score_update(
                 "cues": len(view.cues),
                 "band": list(view.hc_band) if view.hc_band else None,
                 "drawn": 0,
+                "empty": view.history.count == 0,
             },
         )
     trains = delta.closed_trains[state["trains"] :]
     cues = delta.cues[state["cues"] :]
-    extension = score_extension(delta.points, delta.clock_offset, trains, cues)
+    extension = score_extension(delta.points, delta.clock_offset, trains, cues, delta.hop_s)
     if extension is None:
         return None, None, None
     return (

@@ -83,6 +83,11 @@ class DashboardConfig:
     allow_open: bool = setting(
         False, doc="allow a non-loopback http.host without auth (a trusted network only)"
     )
+    sessions_dir: Path | None = setting(
+        None,
+        doc="the monitors' session-log folder on this machine (their log.dir): finished "
+        "sessions get a report link; null: no reports",
+    )
 
     def check(self) -> None:
         """A page reachable from the network must ask for a password, unless told not to."""

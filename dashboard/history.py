@@ -30,6 +30,11 @@ class ScorePoint:
     cue: str | None
     weight: int = 1
     """How many windows this point stands for."""
+    estimate: float | None = None
+    estimate_low: float | None = None
+    estimate_high: float | None = None
+    """The session estimate and its 95 % interval after this window (score/2; ``None``
+    before the first usable window and for version 1 messages)."""
 
 
 def _mean(a: float | None, wa: int, b: float | None, wb: int) -> float | None:
@@ -45,6 +50,7 @@ def merge(first: ScorePoint, second: ScorePoint) -> ScorePoint:
     w1, w2 = first.weight, second.weight
     lows = [v for v in (first.low, second.low) if v is not None]
     highs = [v for v in (first.high, second.high) if v is not None]
+    # the estimate is cumulative: the later point's already stands for both
     return replace(
         second,
         score=_mean(first.score, w1, second.score, w2),

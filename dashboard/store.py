@@ -15,7 +15,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-from contract.messages import FORMATS, TOPIC_ROOT, parse_topic
+from contract.messages import READABLE_FORMATS, TOPIC_ROOT, parse_topic
 from dashboard.history import ScoreHistory, ScorePoint
 
 
@@ -36,6 +36,11 @@ class SessionView:
     """The newest score message (its per-modality quality feeds the quality panel)."""
     clock_offset: float | None = None
     """Wall clock minus the monitor's LSL clock, from the first message with both."""
+    trains_planned: int | None = None
+    """Trains in the rTMS block, when a ``rtms/block_start trains=N`` marker said so."""
+    first_emitted_unix: float | None = None
+    """When the monitor sent the session's first score (the elapsed clock starts with the
+    monitor's status, this is the fallback)."""
 
     @property
     def key(self) -> str:
@@ -48,12 +53,43 @@ class SessionView:
         return bool(self.status) and self.status.get("state") not in (None, "offline")
 
     @property
+    def hop_s(self) -> float:
+        """The monitor's hop between windows (1 s until its status says)."""
+        hop = ((self.status or {}).get("windows") or {}).get("hop_s")
+        return float(hop) if isinstance(hop, (int, float)) and hop > 0 else 1.0
+
+    @property
+    def finished(self) -> bool:
+        """Whether the monitor said it stopped (an ``offline`` status)."""
+        return bool(self.status) and self.status.get("state") == "offline"
+
+    @property
+    def windows(self) -> int:
+        """Windows the monitor scored: the one count the page shows (the history counts
+        every score message; a finished monitor's final status has the same count)."""
+        emitted = ((self.status or {}).get("windows") or {}).get("emitted")
+        return max(self.history.count, emitted if isinstance(emitted, int) else 0)
+
+    @property
+    def estimate(self) -> dict | None:
+        """The newest session estimate: the last score message's, or the final summary's."""
+        score_estimate = (self.last_score or {}).get("estimate")
+        if score_estimate is not None:
+            return score_estimate
+        summary = (self.summary or {}).get("estimate") or {}
+        if summary.get("session") is None:
+            return None
+        return {**summary, "part": None, "part_estimate": None}
+
+    @property
+    def hc_session_range(self) -> tuple[float, float] | None:
+        """The healthy-control range of session estimates (from the summary, score/2 era)."""
+        return _band(((self.summary or {}).get("estimate") or {}).get("hc_range"))
+
+    @property
     def hc_band(self) -> tuple[float, float] | None:
         """The healthy-control score band of the monitor's model, from its status."""
-        band = ((self.status or {}).get("reference") or {}).get("hc_band") or []
-        if len(band) == 2 and all(isinstance(v, (int, float)) for v in band):
-            return float(band[0]), float(band[1])
-        return None
+        return _band(((self.status or {}).get("reference") or {}).get("hc_band"))
 
     def closed_trains(self) -> list[tuple[float, float]]:
         """rTMS trains whose end marker has arrived, in order."""
@@ -72,6 +108,7 @@ class SessionDelta:
     cues: list[tuple[float, str]]
     hc_band: tuple[float, float] | None
     clock_offset: float | None
+    hop_s: float = 1.0
 
 
 class SnapshotStore:
@@ -94,7 +131,7 @@ class SnapshotStore:
             message = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
             return self._ignore()
-        if not isinstance(message, dict) or message.get("schema") != FORMATS[kind]:
+        if not isinstance(message, dict) or message.get("schema") not in READABLE_FORMATS[kind]:
             return self._ignore()
         with self._lock:
             self.received += 1
@@ -119,9 +156,13 @@ class SnapshotStore:
             self._event(view, message)
         else:
             interval = message.get("interval") or [None, None]
-            view.last_score = message
+            session_estimate = (message.get("estimate") or {}).get("session") or {}
+            if view.last_score is None or int(message["seq"]) > int(view.last_score["seq"]):
+                view.last_score = message
             if view.clock_offset is None:
                 view.clock_offset = _offset(message.get("emitted_unix"), message["window"]["end"])
+            if view.first_emitted_unix is None:
+                view.first_emitted_unix = _number(message.get("emitted_unix"))
             return view.history.add(
                 ScorePoint(
                     t_end=float(message["window"]["end"]),
@@ -133,6 +174,9 @@ class SnapshotStore:
                     usable=bool(message.get("usable")),
                     phase=str(message.get("phase")),
                     cue=message.get("cue"),
+                    estimate=session_estimate.get("probability"),
+                    estimate_low=session_estimate.get("low"),
+                    estimate_high=session_estimate.get("high"),
                 )
             )
         return True
@@ -142,6 +186,8 @@ class SnapshotStore:
         label, t = message.get("label"), float(message.get("time", 0.0))
         if view.clock_offset is None:
             view.clock_offset = _offset(message.get("emitted_unix"), t)
+        if isinstance(label, str) and label.startswith("rtms/block_start"):
+            view.trains_planned = _planned_trains(label)
         if label == "rtms/train_start":
             view.trains.append([t, float("nan")])
         elif label == "rtms/train_end" and view.trains and view.trains[-1][1] != view.trains[-1][1]:
@@ -163,9 +209,8 @@ class SnapshotStore:
                         "session": view.session,
                         "online": view.online,
                         "state": (view.status or {}).get("state", "unknown"),
-                        "windows": ((view.status or {}).get("windows") or {}).get(
-                            "emitted", view.history.count
-                        ),
+                        "windows": view.windows,
+                        "estimate": (view.estimate or {}).get("session"),
                         "last_score": last.get("score"),
                         "smoothed": last.get("smoothed"),
                         "phase": last.get("phase"),
@@ -192,6 +237,8 @@ class SnapshotStore:
                 cues=list(view.cues),
                 last_score=view.last_score,
                 clock_offset=view.clock_offset,
+                trains_planned=view.trains_planned,
+                first_emitted_unix=view.first_emitted_unix,
             )
 
     def delta(self, key: str, seq: int) -> SessionDelta | None:
@@ -208,7 +255,27 @@ class SnapshotStore:
                 cues=list(view.cues),
                 hc_band=view.hc_band,
                 clock_offset=view.clock_offset,
+                hop_s=view.hop_s,
             )
+
+
+def _band(values: object) -> tuple[float, float] | None:
+    """``(low, high)`` from a message's two-number list, or None for anything else."""
+    numbers = isinstance(values, list) and all(isinstance(v, (int, float)) for v in values)
+    return (float(values[0]), float(values[1])) if numbers and len(values) == 2 else None
+
+
+def _planned_trains(label: str) -> int | None:
+    """N of a ``rtms/block_start trains=N`` marker (None when it does not say)."""
+    for word in label.split()[1:]:
+        key, _, value = word.partition("=")
+        if key == "trains" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _offset(wall: object, lsl_time: float) -> float | None:

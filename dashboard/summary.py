@@ -1,10 +1,12 @@
 """Session summaries as comparisons: baseline against now, and pre- against post-treatment.
 
-Both come from the monitors' retained ``neuroclip.summary/1`` messages (means of usable
-scores per phase). Sessions are pseudonymous, so the two sessions of one patient are found
-by a naming convention only: ids that end in ``pre`` or ``post`` after a separator, with the
-same stem (``P012-pre`` and ``P012-post``, ``sub-07_ses-pre`` and ``sub-07_ses-post``), on
-any site. Nothing else links sessions; ids without the suffix get no pre/post comparison.
+Both come from the monitors' retained summaries: version 2 carries session estimates (whole,
+last five minutes, per part), compared here; version 1 only means of usable window scores
+per phase, compared as before. Sessions are pseudonymous, so the two sessions of one
+patient are found by a naming convention only: ids that end in ``pre`` or ``post`` after a
+separator, with the same stem (``P012-pre`` and ``P012-post``, ``sub-07_ses-pre`` and
+``sub-07_ses-post``), on any site. Nothing else links sessions; ids without the suffix get
+no pre/post comparison.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+PART_NAMES = {
+    "baseline": "baseline",
+    "cue_drug": "drug cues",
+    "cue_neutral": "neutral cues",
+    "inter_train": "between trains",
+    "post": "post-treatment",
+}
+"""How the page and the report name the parts of a session that have their own estimate
+(``contract.messages.ESTIMATE_PARTS``)."""
 UNCHANGED = 0.01
 """A change in mean score smaller than this is shown as unchanged (scores are rounded to
 two decimals on the page)."""
@@ -66,10 +77,39 @@ def overall_mean(summary: dict | None) -> float | None:
     return sum(m * n for m, n in pairs) / total if total else None
 
 
-def baseline_vs_now(summary: dict | None, hc_median: float | None) -> Comparison | None:
-    """The session's baseline mean against the mean of its most recent usable scores."""
+def _estimate(summary: dict | None, which: str) -> float | None:
+    """A session estimate from a version 2 summary: ``session``, ``recent`` or a part."""
+    estimate = (summary or {}).get("estimate") or {}
+    found = estimate.get(which) or (estimate.get("parts") or {}).get(which) or {}
+    return found.get("probability")
+
+
+def _hc_reference(summary: dict | None) -> float | None:
+    """The middle of the healthy-control range of session estimates (version 2)."""
+    band = ((summary or {}).get("estimate") or {}).get("hc_range")
+    return (band[0] + band[1]) / 2 if band else None
+
+
+def baseline_vs_now(
+    summary: dict | None, hc_median: float | None, now: dict | None = None
+) -> Comparison | None:
+    """The session's baseline against now: the baseline's estimate against the estimate of
+    the last five minutes (``now``, the newest score's, is fresher than the summary's);
+    version 1 summaries compare mean window scores."""
     if not summary:
         return None
+    baseline = _estimate(summary, "baseline")
+    recent = (now or {}).get("probability") or _estimate(summary, "recent")
+    if baseline is not None and recent is not None:
+        return Comparison(
+            "baseline vs now",
+            "baseline",
+            baseline,
+            "last 5 min",
+            recent,
+            "session estimates",
+            _hc_reference(summary),
+        )
     baseline, recent = summary.get("baseline_mean"), summary.get("recent_mean")
     if baseline is None or recent is None:
         return None
@@ -98,6 +138,11 @@ def pre_vs_post(session_key: str, rows: list[dict]) -> Comparison | None:
     if "pre" not in found or "post" not in found:
         return None
     pre, post = found["pre"], found["post"]
+    for part, measure in (("baseline", "baseline estimates"), ("session", "session estimates")):
+        before, after = _estimate(pre["summary"], part), _estimate(post["summary"], part)
+        if before is not None and after is not None:
+            hc = _hc_reference(post["summary"]) or _hc_reference(pre["summary"])
+            return Comparison("pre vs post", pre["key"], before, post["key"], after, measure, hc)
     pre_base, post_base = pre["summary"].get("baseline_mean"), post["summary"].get("baseline_mean")
     if pre_base is not None and post_base is not None:
         before, after, measure = pre_base, post_base, "baseline"

@@ -13,7 +13,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from dashboard.config import DashboardConfig
     from dashboard.server import serve
 
-    overrides: dict[str, object] = {"http.host": args.host, "http.port": args.port}
+    overrides: dict[str, object] = {
+        "http.host": args.host,
+        "http.port": args.port,
+        "sessions_dir": str(args.sessions_dir) if args.sessions_dir else None,
+    }
     if args.broker:
         overrides.update(broker_overrides(args.broker, "broker"))
     cfg = load_config(DashboardConfig, args.config, name="dashboard", overrides=overrides)

@@ -26,6 +26,9 @@ def _view(band: bool = True) -> SessionView:
                 usable,
                 "rtms_train" if seq == 3 else "baseline",
                 None,
+                estimate=0.6 if usable else None,
+                estimate_low=0.4 if usable else None,
+                estimate_high=0.8 if usable else None,
             )
         )
     view.trains.extend([[112.5, 114.5], [140.0, float("nan")]])
@@ -41,9 +44,18 @@ def test_the_score_figure_separates_usable_and_unusable_windows():
     fig = score_figure(_view())
     traces = {name: fig.data[i] for i, name in enumerate(SCORE_TRACES)}
     assert list(traces["score"].x) == _x(110.0, 111.0, 112.0, 114.0, 115.0)
-    assert list(traces["interval_low"].y) == [0.2] * 5 and traces["interval_low"].fill == "tonexty"
     assert list(traces["unusable"].x) == _x(113.0)
-    assert len(traces["smoothed"].x) == 6
+    # lines break at the unusable window instead of running across it
+    for line in ("smoothed", "estimate"):
+        assert len(traces[line].x) == 6 and traces[line].y[3] is None
+        assert None not in (traces[line].y[2], traces[line].y[4])
+    assert list(traces["estimate"].y[:3]) == [0.6] * 3
+    # the interval band: one hop-wide rectangle per usable window, none at the gap
+    assert traces["band"].fill == "toself"
+    band_x = [x for x in traces["band"].x if x is not None]
+    ends = (110.0, 111.0, 112.0, 114.0, 115.0)
+    assert band_x == [x for t in ends for x in _x(t - 1, t - 1, t, t)]
+    assert [y for y in traces["band"].y if y is not None] == [0.4, 0.8, 0.8, 0.4] * 5
     # the closed train is one polygon; the open one is not drawn until it ends
     a, b = _x(112.5, 114.5)
     assert list(traces["trains"].x) == [a, a, b, b, a, None]
@@ -80,4 +92,18 @@ def test_the_sci_strip_shows_every_pair():
     quality = {"nirs": {"pairs": ["S1_D1", "S2_D1"], "sci": [0.9, 0.2]}}
     fig = sci_strip(quality)
     assert list(fig.data[0].x) == ["S1_D1", "S2_D1"] and list(fig.data[0].z[0]) == [0.9, 0.2]
-    assert list(sci_strip(None).data[0].x) == []
+    empty = sci_strip(None)
+    assert not empty.data and "No fNIRS" in empty.layout.annotations[0].text
+
+
+def test_an_empty_session_shows_what_it_waits_for_not_an_empty_date_axis():
+    fig = score_figure(SessionView("room1", "S8"))
+    assert not fig.data and fig.layout.xaxis.visible is False
+    assert "No window scored yet" in fig.layout.annotations[0].text
+
+
+def test_the_session_range_of_healthy_controls_is_drawn_when_the_summary_has_it():
+    view = _view()
+    view.summary = {"estimate": {"hc_range": [0.2, 0.5]}}
+    shapes = score_figure(view).layout.shapes
+    assert any(s.y0 == 0.2 and s.y1 == 0.5 for s in shapes)

@@ -51,7 +51,7 @@ def test_the_quality_panel_names_bad_channels_and_pairs():
         "eeg": {"channels": ["Fp1", "Fz", "T7"], "flags": {"flat": ["T7"], "noisy": ["Fp1"]}}
     }
     text = _text(panels.quality_panel(score, quality))
-    assert "Window 7: unusable: eeg_quality" in text
+    assert "Window 8: unusable: eeg_quality" in text, "windows count from 1, as on the page"
     assert "25 % of channels bad: Fp1, T7" in text
     assert "50 % of pairs good, median scalp coupling index 0.41; poor coupling: S1_D1" in text
     cells = panels._eeg_status(quality).children
@@ -115,14 +115,16 @@ def test_the_sessions_table_marks_state_and_selection():
             "state": "offline",
             "windows": 3,
             "last_score": None,
-            "smoothed": 0.25,
-            "phase": None,
+            "smoothed": 0.3,
+            "estimate": {"probability": 0.25, "low": 0.2, "high": 0.3, "windows": 9},
+            "phase": "inter_train",
         }
     ]
     table = panels.sessions_table(rows, "r/S1")
     row = table.children[1].children[0]
     assert row.id == "session-row-r-S1" and row.className == "selected"
-    assert "offline" in _text(row) and "0.25" in _text(row)
+    assert "offline" in _text(row) and "0.25" in _text(row) and "between trains" in _text(row)
+    assert row.children[1].children.href == "?session=r%2FS1", "each session links to its page"
     assert "No session" in _text(panels.sessions_table([], None))
 
 
@@ -192,3 +194,69 @@ def test_broker_urls_become_overrides_and_credentials_in_them_are_refused():
         broker_overrides("mqtt://u:p@host:1883", "broker")
     with pytest.raises(ConfigError, match="not a broker URL"):
         broker_overrides("http://host", "mqtt")
+
+
+def _view_with(status=None, scores=(), summary=None):
+    from dashboard.history import ScorePoint
+    from dashboard.store import SessionView
+
+    view = SessionView("room1", "P3-pre", status=status, summary=summary)
+    for seq, message in enumerate(scores):
+        view.history.add(ScorePoint(10.0 + seq, seq, 0.5, 0.4, 0.6, 0.5, True, "baseline", None))
+        view.last_score = message
+    return view
+
+
+ESTIMATE = {"probability": 0.71, "low": 0.55, "high": 0.84, "windows": 40, "band": "near"}
+
+
+@pytest.mark.parametrize(
+    ("status", "scores", "expected"),
+    [
+        (None, (), "Waiting for the monitor to find the EEG and fNIRS streams"),
+        ({"state": "starting"}, (), "Waiting for the monitor"),
+        (
+            {"state": "online", "emitted_unix": 1000.0, "windows": {"first_in_s": 12.0}},
+            (),
+            "first score is due in about 9 s",
+        ),
+        ({"state": "online", "windows": {"first_in_s": None}}, (), "both streams' first"),
+        ({"state": "online"}, ({"seq": 0, "estimate": None, "emitted_unix": 1003.0},), "No usable"),
+        ({"state": "offline"}, (), "ended without a usable window"),
+    ],
+)
+def test_before_the_first_estimate_the_headline_says_what_it_waits_for(status, scores, expected):
+    text = _text(panels.estimate_panel(_view_with(status, scores), now=1003.0))
+    assert expected in text
+
+
+def test_the_headline_shows_the_estimate_its_interval_band_recent_and_parts():
+    score = {
+        "seq": 39,
+        "phase": "inter_train",
+        "cue": None,
+        "emitted_unix": 1000.0,
+        "estimate": {"session": ESTIMATE, "recent": None, "part": "inter_train"},
+    }
+    summary = {"estimate": {"parts": {"baseline": ESTIMATE}, "hc_range": [0.1, 0.5]}}
+    view = _view_with({"state": "online", "started_unix": 880.0}, [score] * 40, summary)
+    view.trains.extend([[1.0, 5.0], [20.0, 24.0]])
+    view.trains_planned = 10
+    text = _text(panels.estimate_panel(view, now=1001.0))
+    assert "0.71" in text and "95 % interval 0.55–0.84" in text
+    assert "near the healthy-control range" in text and "from 40 usable windows" in text
+    assert "elapsed 02:01" in text and "between trains · train 2 of 10" in text
+    assert "40 windows scored" in text and "no usable window" in text  # recent: none
+    assert "baseline" in _text(panels.parts_table(view))
+    # no new window for a while: the page says the streams look stale
+    assert "no new window for 30 s" in _text(panels.estimate_panel(view, now=1030.0))
+
+
+def test_banners_for_an_unknown_session_and_a_finished_one():
+    text, css = panels.session_banner(None, "room1/NOPE", ["room1/P3-pre"])
+    assert "No such session: 'room1/NOPE'" in text and "room1/P3-pre" in text and "alert" in css
+    stopped = {"state": "offline", "stopped": {"reason": "SIGTERM", "ended_unix": 1000.0}}
+    view = _view_with({**stopped, "windows": {"emitted": 174}})
+    text, css = panels.session_banner(view, None, [])
+    assert "Session finished at" in text and "(SIGTERM): 174 windows scored" in text
+    assert panels.session_banner(_view_with({"state": "online"}), None, [])[1] == "banner hidden"

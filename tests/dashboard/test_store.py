@@ -13,7 +13,7 @@ from dashboard.store import SnapshotStore
 
 def _score(seq: int, usable: bool = True) -> dict:
     message = {
-        "schema": "neuroclip.score/1",
+        "schema": "neuroclip.score/2",
         "site": "room1",
         "session": "S7",
         "seq": seq,
@@ -23,7 +23,7 @@ def _score(seq: int, usable: bool = True) -> dict:
         "interval": [0.3, 0.6] if usable else None,
         "distance_hc": 0.2 if usable else None,
         "distance_ma": 0.5 if usable else None,
-        "smoothed": 0.41,
+        "smoothed": 0.41 if usable else None,
         "quality": {
             "usable": usable,
             "reasons": [] if usable else ["rtms_train"],
@@ -34,6 +34,7 @@ def _score(seq: int, usable: bool = True) -> dict:
         "cue": None,
         "model": {"name": "m", "sha256": "a" * 64},
         "latency_ms": {k: 1.0 for k in ("ingest", "preprocess", "inference", "publish", "total")},
+        "estimate": None,
         "emitted_unix": 1.0,
     }
     jsonschema.validate(message, SCORE_SCHEMA)  # the fixture is what the monitor sends
@@ -129,3 +130,15 @@ def test_a_delta_gives_what_a_page_needs_to_extend_its_figure():
     [row] = store.sessions()
     assert row["windows"] == 42, "the monitor's own count, not what this page saw"
     assert row["last_score"] == 0.4 and row["phase"] == "baseline"
+
+
+def test_version_1_scores_and_summaries_from_older_monitors_are_still_read():
+    store = SnapshotStore()
+    prefix = "neuroclip/v1/room1/OLD"
+    old = {k: v for k, v in _score(0).items() if k != "estimate"}
+    assert store.ingest(f"{prefix}/score", json.dumps({**old, "schema": "neuroclip.score/1"}))
+    summary = {"schema": "neuroclip.summary/1", "baseline_mean": 0.4, "recent_mean": 0.5}
+    assert store.ingest(f"{prefix}/summary", json.dumps(summary))
+    assert not store.ingest(f"{prefix}/score", json.dumps({**old, "schema": "neuroclip.score/9"}))
+    view = store.session("room1/OLD")
+    assert view.history.count == 1 and view.estimate is None and view.summary == summary

@@ -82,3 +82,30 @@ def test_without_baselines_pre_vs_post_compares_every_usable_window():
     ]
     c = pre_vs_post("r/P1-post", rows)
     assert c.measure == "all usable windows" and c.after == pytest.approx(0.3)
+
+
+def _summary_v2(baseline: float, recent: float, session: float) -> dict:
+    def e(p):
+        return {"probability": p, "low": p - 0.1, "high": p + 0.1, "windows": 30, "band": None}
+
+    return {
+        "schema": "neuroclip.summary/2",
+        "estimate": {
+            "session": e(session),
+            "recent": e(recent),
+            "parts": {"baseline": e(baseline)},
+            "hc_range": [0.1, 0.3],
+        },
+    }
+
+
+def test_version_2_summaries_compare_session_estimates():
+    c = baseline_vs_now(_summary_v2(0.8, 0.5, 0.6), hc_median=0.9, now={"probability": 0.45})
+    assert (c.before, c.after, c.measure) == (0.8, 0.45, "session estimates")
+    assert c.direction == "toward", "the estimate moved toward the healthy-control range"
+    rows = [
+        {"key": "s/P5-pre", "session": "P5-pre", "summary": _summary_v2(0.8, 0.7, 0.75)},
+        {"key": "s/P5-post", "session": "P5-post", "summary": _summary_v2(0.4, 0.4, 0.45)},
+    ]
+    c = pre_vs_post("s/P5-post", rows)
+    assert (c.before, c.after, c.measure) == (0.8, 0.4, "baseline estimates")
