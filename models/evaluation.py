@@ -14,8 +14,14 @@ fold model's session-level calibration, with a 95 % interval.
 - ``warnings``: every fold's training warnings (a collapsed or gated-off deep part, no signal
   found), and a model whose held-out session scores are one constant is flagged ``collapsed``.
 
-This module imports torch only inside :func:`cross_validate`; scoring a bundle's outputs
-(:func:`summarise`) needs numpy, scipy and scikit-learn.
+A figure that rests on too few subjects is flagged in the model's ``few_subjects`` and its
+``warnings``: an AUC or ECE with fewer than :data:`MIN_SUBJECTS_PER_GROUP` subjects in either
+group, an rTMS shift from fewer than :data:`MIN_RTMS_PAIRS` MA subjects with both sessions, a
+craving correlation over fewer than :data:`MIN_CRAVING_SUBJECTS` subjects.
+
+This module imports torch and scikit-learn only inside :func:`cross_validate`; scoring a
+bundle's outputs (:func:`summarise`) needs numpy and scipy alone, so ``neuroclip evaluate
+--model`` runs without the ``train`` extra.
 """
 
 from __future__ import annotations
@@ -59,7 +65,16 @@ ABLATIONS = {
     },
 }
 MIN_SUBJECTS_PER_GROUP = 6
-"""Fewer held-out subjects than this per group make an AUC too coarse to trust: warned."""
+"""Fewer subjects than this in either group make an AUC or ECE too coarse to trust: warned.
+
+With 6 per group the subject AUC moves in steps of 1/36; one subject more or less on the
+wrong side shifts it by up to 0.17."""
+MIN_RTMS_PAIRS = 6
+"""Fewer MA subjects with pre and post sessions than this make the rTMS shift anecdotal:
+warned (with 5 pairs a two-sided Wilcoxon signed-rank test cannot reach p < 0.05)."""
+MIN_CRAVING_SUBJECTS = 10
+"""Fewer subjects with craving ratings than this make a Spearman correlation anecdotal:
+warned."""
 
 
 def _variant(cfg: TrainConfig, change: dict[str, Any]) -> TrainConfig:
@@ -171,6 +186,7 @@ def cross_validate(
     for name, g in gates.items():
         report["by_model"][name]["deep_part_kept_in_folds"] = int(sum(g))
     report.update(
+        evaluation="cross-validation",
         folds=[sorted(map(str, fold)) for fold in folds],
         cv=k,
         seed=cfg.seed,
@@ -224,11 +240,28 @@ def _session_score(probability: np.ndarray, est: Any) -> float:
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    if len(set(y.tolist())) < 2 or not np.all(np.isfinite(score)):
+    """ROC AUC as the Mann-Whitney statistic (ties count half): scikit-learn's value, without
+    scikit-learn. None with one class only or a non-finite score."""
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, dtype=float)
+    if y.all() or not y.any() or not np.all(np.isfinite(score)):
         return None
-    return float(roc_auc_score(y, score))
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    ranks = stats.rankdata(score)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates of the ROC curve, one point per distinct score (from
+    (0, 0) to (1, 1)); both classes must be present."""
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, dtype=float)
+    order = np.argsort(-score, kind="mergesort")
+    s, hits = score[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(hits)[last]
+    fps = last + 1 - tps
+    return np.r_[0.0, fps / max(fps[-1], 1)], np.r_[0.0, tps / max(tps[-1], 1)]
 
 
 def model_metrics(
@@ -254,10 +287,13 @@ def model_metrics(
             "its session calibration (slope near 0 where out-of-fold scores ran against the "
             "labels), carries no evidence"
         )
-    if min(int(y.sum()), int((1 - y).sum())) < MIN_SUBJECTS_PER_GROUP:
+    n_group = {g: len({r["subject"] for r in labelled if r["group"] == g}) for g in ("MA", "HC")}
+    few_auc = min(n_group.values()) < MIN_SUBJECTS_PER_GROUP
+    if few_auc:
         notes.append(
-            f"few subjects: {int(y.sum())} MA and {int((1 - y).sum())} HC labelled sessions; "
-            "the AUC moves in large steps"
+            f"few subjects: the AUC and ECE rest on {n_group['MA']} MA and {n_group['HC']} HC "
+            f"subjects (fewer than {MIN_SUBJECTS_PER_GROUP} per group); the AUC moves in "
+            "large steps"
         )
     by_subject: dict[str, dict[str, float]] = {}
     for r in rows:
@@ -286,8 +322,27 @@ def model_metrics(
         craving.update(
             ma_only={"n": len(crav_ma), "spearman_r": float(res.statistic), "p": float(res.pvalue)}
         )
+    craving_subjects = len({r["subject"] for r in rows if r["craving"] is not None})
+    few = {
+        "auc": few_auc,
+        "rtms_shift": len(pairs) < MIN_RTMS_PAIRS,
+        "craving": craving_subjects < MIN_CRAVING_SUBJECTS,
+    }
+    if few["rtms_shift"] and pairs:
+        notes.append(
+            f"few subjects: the rTMS shift rests on {len(pairs)} MA subjects with pre and post "
+            f"sessions (fewer than {MIN_RTMS_PAIRS}; with 5 or fewer pairs a two-sided Wilcoxon "
+            "test cannot reach p < 0.05)"
+        )
+    if few["craving"] and craving["spearman_r"] is not None:
+        notes.append(
+            f"few subjects: the craving correlation rests on {craving_subjects} subjects "
+            f"(fewer than {MIN_CRAVING_SUBJECTS})"
+        )
     return {
         "auc": subject_auc,
+        "n_subjects": {**n_group, "rtms_pairs": len(pairs), "craving": craving_subjects},
+        "few_subjects": few,
         "window_auc": window_auc,
         "ece": expected_calibration_error(session_scores, y) if len(y) else None,
         "rtms_shift": shift,
@@ -318,4 +373,89 @@ def summarise(
         "rtms_shift": {k: headline["rtms_shift"][k] for k in ("n", "mean_delta", "p")},
         "craving": {k: headline["craving"][k] for k in ("spearman_r", "p", "n")},
         "by_model": by_model,
+    }
+
+
+def _few(total: int | None, per_group: dict[str, int] | None) -> bool:
+    """Too few subjects for an AUC: per group where known, else on the total."""
+    if per_group:
+        return min(per_group.get("MA", 0), per_group.get("HC", 0)) < MIN_SUBJECTS_PER_GROUP
+    return total is not None and total < 2 * MIN_SUBJECTS_PER_GROUP
+
+
+def bundle_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a bundle says about itself, for a report: identity, training data and the
+    validation figures it records, each with the subjects it rests on, plus ``warnings``
+    (failed validation, its own training warnings, and any figure resting on too few
+    subjects: fewer than :data:`MIN_SUBJECTS_PER_GROUP` per group, or twice that in all where
+    the groups are not recorded)."""
+    training = meta.get("training", {})
+    validation = meta.get("validation", {})
+    recorded = meta.get("metrics", {}).get("validation", {})
+    figures: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    n_fit = training.get("n_fit_subjects")
+    inner = recorded.get("inner_cv_subject_auc", validation.get("inner_auc"))
+    if inner is not None:
+        few = _few(n_fit, None)
+        figures.append(
+            {
+                "figure": "inner-CV subject AUC (out-of-fold, training subjects)",
+                "value": inner,
+                "subjects": n_fit,
+                "few_subjects": few,
+            }
+        )
+        if few:
+            warnings.append(
+                f"few subjects: the bundle's inner-CV subject AUC {inner:.2f} rests on "
+                f"{n_fit} training subjects (fewer than {2 * MIN_SUBJECTS_PER_GROUP})"
+            )
+    per_group = recorded.get("subjects_per_group")
+    n_val = recorded.get("subjects")
+    for key, label in (("subject_auc", "subject"), ("window_auc", "window")):
+        value = recorded.get(key)
+        if value is None:
+            continue
+        few = _few(n_val, per_group)
+        figures.append(
+            {
+                "figure": f"validation {label} AUC (held-out validation subjects)",
+                "value": value,
+                "subjects": n_val,
+                "few_subjects": few,
+            }
+        )
+        if few:
+            groups = (
+                f" ({per_group.get('MA', 0)} MA, {per_group.get('HC', 0)} HC)" if per_group else ""
+            )
+            warnings.append(
+                f"few subjects: the bundle's validation {label} AUC {value:.2f} rests on "
+                f"{n_val} validation subjects{groups}, fewer than {MIN_SUBJECTS_PER_GROUP} per "
+                "group: it says next to nothing about the model"
+            )
+    if validation.get("passed") is False:
+        warnings.append("the bundle failed its own validation")
+    warnings += [f"training: {w}" for w in validation.get("warnings", [])]
+    site = meta.get("reference", {}).get("site_recalibration")
+    if site and _few(site.get("subjects"), site.get("subjects_per_group")):
+        warnings.append(
+            f"few subjects: the bundle was recalibrated on {site.get('subjects')} site "
+            f"subjects (fewer than {MIN_SUBJECTS_PER_GROUP} per group)"
+        )
+    return {
+        "name": meta.get("name"),
+        "sha256": meta.get("model_sha256"),
+        "code_version": meta.get("code_version"),
+        "created": meta.get("created"),
+        "modalities": meta.get("modalities"),
+        "training_data_fingerprint": training.get("data_fingerprint"),
+        "training_seed": training.get("seed"),
+        "n_fit_subjects": n_fit,
+        "n_val_subjects": training.get("n_val_subjects"),
+        "validation_passed": validation.get("passed"),
+        "site_recalibration": site,
+        "figures": figures,
+        "warnings": warnings,
     }

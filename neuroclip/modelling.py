@@ -21,18 +21,47 @@ from models.io.output import require_new_folder
 logger = logging.getLogger(__name__)
 
 
+INSTALL_TRAIN = "bash scripts/setup.sh train (or pip install -e '.[train]' in the repository)"
+"""How to install the ``train`` extra (torch==2.13.0, CPU build, with scikit-learn and onnx)."""
+TRAIN_MODULES = {"torch": "torch", "sklearn": "scikit-learn", "onnx": "onnx"}
+"""Modules of the ``train`` extra that training imports, by import name: package name."""
+
+
 class MissingExtraError(NeuroclipError):
-    """torch (the ``train`` extra) is not installed."""
+    """The ``train`` extra (torch) is not installed: a one-line refusal with the fix."""
+
+    def __init__(self, message: str, *, fix: str):
+        super().__init__(message, fix=fix)
+        self.args = (f"{message} Fix: {fix}",)  # one line on the terminal
 
 
-def _require_torch() -> None:
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    import importlib.util
+
     try:
-        import torch  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_train_extra(what: str, modules: tuple[str, ...] = ("torch", "sklearn")) -> None:
+    """Refuse ``what`` in one line, with the install command, when a module of the
+    ``train`` extra is missing.
+
+    Raises
+    ------
+    MissingExtraError
+        ``modules`` are not all importable.
+    """
+    missing = [TRAIN_MODULES.get(m, m) for m in modules if not _installed(m)]
+    if missing:
         raise MissingExtraError(
-            "Training needs torch, which is not installed (the live path does not need it).",
-            fix="pip install -e '.[train]' (it pins torch==2.13.0, a CPU build here).",
-        ) from None
+            f"{what} needs the train extra, and {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed (evaluate --model, "
+            "calibrate and the live path run without it).",
+            fix=INSTALL_TRAIN,
+        )
 
 
 def _progress(desc: str):
@@ -63,11 +92,11 @@ def train_config(args: Any):
 
 def run_train(args: Any) -> int:
     """Train one model on a BIDS dataset and write its bundle."""
-    _require_torch()
+    require_train_extra("training", ("torch", "sklearn", "onnx"))
     from dataclasses import replace
 
     from models.dataset import load_windows, signal_of
-    from models.evaluation import model_metrics
+    from models.evaluation import bundle_summary, model_metrics
     from models.export import write_bundle
     from models.training import predict, select_device, train_model
 
@@ -93,8 +122,10 @@ def run_train(args: Any) -> int:
         logits, _ = predict(trained.model, val, select_device("cpu"))
         prob = 1 / (1 + np.exp(-logits.mean(axis=1) / trained.temperature))
         val_metrics = model_metrics(val, prob)
+        per_group = {g: int(val_metrics["n_subjects"][g]) for g in ("MA", "HC")}
         metrics["validation"].update(
             subjects=len(trained.val_subjects),
+            subjects_per_group=per_group,
             window_auc=val_metrics["window_auc"],
             subject_auc=val_metrics["auc"],
         )
@@ -123,6 +154,8 @@ def run_train(args: Any) -> int:
     )
     for warning in v["warnings"]:
         print(f"warning: {warning}")
+    for warning in bundle_summary({"metrics": metrics})["warnings"]:
+        print(f"warning: {warning}")
     if not v["passed"]:
         print("warning: this bundle failed validation; it cannot become the default bundle")
     return 0
@@ -133,14 +166,28 @@ def _fmt(value: float | None) -> str:
 
 
 def run_evaluate(args: Any) -> int:
-    """Cross-validate every model, or evaluate one bundle; write report.json and report.html."""
+    """Cross-validate every model, or evaluate one bundle; write report.json and report.html.
+
+    With ``--model`` only ONNX Runtime, numpy and scipy are needed (and matplotlib for the
+    report's figures); cross-validation trains models and refuses in one line without torch.
+    """
+    import datetime as dt
+    import time
+
     from models.report import render_html
 
     out: Path = args.out
+    started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     if args.model is not None:
+        if getattr(args, "ablation", False):
+            raise NeuroclipError(
+                "--ablation trains fusion variants in cross-validation; it does not apply to "
+                "one bundle (--model).",
+                fix="use --cv K --ablation, or drop --ablation.",
+            )
         report = _evaluate_bundle(args)
     else:
-        _require_torch()
+        require_train_extra("cross-validation (evaluate --cv trains the models)")
         from models.dataset import load_windows
         from models.evaluation import cross_validate
 
@@ -153,6 +200,7 @@ def run_evaluate(args: Any) -> int:
         bar, update = _progress("cross-validation")
         report = cross_validate(ws, cfg, args.cv, ablation=args.ablation, progress=update)
         bar.close()
+    report["run"] = run_info(args, report, started, time.perf_counter() - t0)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
     (out / "report.html").write_text(render_html(report), encoding="utf-8")
@@ -165,6 +213,59 @@ def run_evaluate(args: Any) -> int:
     )
     print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
     return 0
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages an evaluation rests on; torch only where this run used it."""
+    import sys
+    from importlib import metadata
+
+    from neuroclip import __version__
+
+    versions = {"neuroclip": __version__}
+    for name in ("numpy", "scipy", "onnxruntime", "mne", "scikit-learn", "matplotlib"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        versions["torch"] = str(getattr(torch, "__version__", "unknown"))
+    return versions
+
+
+def run_info(args: Any, report: dict[str, Any], started: Any, seconds: float) -> dict[str, Any]:
+    """The report's "Run" record: how, on what and when it was made, with which packages.
+
+    ``started`` is the UTC start (a ``datetime``); ``seconds`` the wall time it took.
+    """
+    import datetime as dt
+
+    bundle = report.get("bundle") or {}
+    info: dict[str, Any] = {
+        "evaluation": report.get("evaluation"),
+        "cv": report.get("cv"),
+        "seed": report.get("seed"),
+        "data": str(args.data),
+        "data_fingerprint": report.get("data_fingerprint"),
+        "n_subjects": report.get("n_subjects"),
+        "n_windows": report.get("n_windows"),
+        "n_windows_excluded": report.get("n_windows_excluded"),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": (started + dt.timedelta(seconds=seconds)).isoformat(timespec="seconds"),
+        "duration_s": round(seconds, 1),
+        "versions": package_versions(),
+    }
+    if args.model is not None:
+        info["model"] = {
+            "name": bundle.get("name"),
+            "path": str(args.model),
+            "sha256": bundle.get("sha256"),
+            "code_version": bundle.get("code_version"),
+            "created": bundle.get("created"),
+            "training_data_fingerprint": bundle.get("training_data_fingerprint"),
+        }
+    return info
 
 
 def _json_default(value: Any) -> Any:
@@ -211,7 +312,7 @@ def windowset_feeds(scorer, ws) -> dict[str, np.ndarray]:
 
 def _evaluate_bundle(args: Any) -> dict[str, Any]:
     from models.bundle import BundleScorer, load_bundle
-    from models.evaluation import session_estimates, summarise
+    from models.evaluation import bundle_summary, session_estimates, summarise
     from models.session_estimate import SessionCalibration
 
     bundle = load_bundle(args.model)
@@ -229,16 +330,30 @@ def _evaluate_bundle(args: Any) -> dict[str, Any]:
     name = bundle.meta["name"]
     report = summarise(usable, {name: scores.probability}, {name: estimates})
     overlap = bundle.meta["training"].get("data_fingerprint") == ws.fingerprint
+    summary = bundle_summary(bundle.meta)
+    summary["sha256"] = bundle.sha256
     report.update(
+        evaluation="bundle",
+        cv=None,  # one bundle scored on the whole dataset: no folds
+        seed=bundle.meta["training"].get("seed"),  # the bundle's; scoring draws no numbers
         model=str(args.model),
+        model_name=name,
         model_sha256=bundle.sha256,
+        bundle=summary,
         data_fingerprint=ws.fingerprint,
         n_subjects=len(ws.subjects),
         n_windows=len(usable),
+        n_windows_excluded=int((~ws.usable).sum()),
         warning=(
             "this is the bundle's own training data: not a held-out estimate" if overlap else None
         ),
     )
+    site = bundle.meta.get("reference", {}).get("site_recalibration") or {}
+    if not overlap and site.get("data_fingerprint") == ws.fingerprint:
+        report["warning"] = (
+            "the bundle was recalibrated on this dataset (neuroclip calibrate): its calibration "
+            "has seen these subjects' labels, so the ECE and scores are not held-out estimates"
+        )
     return report
 
 
@@ -246,6 +361,7 @@ def run_calibrate(args: Any) -> int:
     """Recalibrate a bundle on a site's labelled recordings, without retraining."""
     from models.bundle import BundleScorer, load_bundle
     from models.dataset import LABELED_SESSIONS
+    from models.evaluation import MIN_SUBJECTS_PER_GROUP
 
     bundle = load_bundle(args.model)
     require_new_folder(args.out, "Output folder")
@@ -264,6 +380,10 @@ def run_calibrate(args: Any) -> int:
         "data_fingerprint": ws.fingerprint,
         "windows": len(site),
         "subjects": len(site.subjects),
+        "subjects_per_group": {
+            g: len(set(site.subject[site.group == label].tolist()))
+            for g, label in (("MA", 1), ("HC", 0))
+        },
     }
     for name, label in (("HC", 0), ("MA", 1)):
         chosen = embeds[site.group == label]
@@ -287,6 +407,12 @@ def run_calibrate(args: Any) -> int:
             session=session_cal.as_dict(),
             method="site recalibration (window temperature and bias; session Platt scaling)",
         )
+        # the healthy-control range of session estimates follows the new calibration (on
+        # the site's own sessions: the only ones there are)
+        held_out = session_cal.hc_sessions
+        meta["reference"]["hc_session"] = (
+            dict(zip(("p05", "median", "p95"), held_out, strict=True)) if held_out else {}
+        )
         note["calibration"] = (
             "window temperature and bias, and the session calibration, refitted on the "
             "site's windows"
@@ -306,6 +432,13 @@ def run_calibrate(args: Any) -> int:
         f"wrote {args.out}: {note['calibration']} ({note['windows']} windows, "
         f"{note['subjects']} subjects)"
     )
+    per_group = note["subjects_per_group"]
+    if min(per_group.values()) < MIN_SUBJECTS_PER_GROUP:
+        print(
+            f"warning: few subjects: recalibrated on {per_group['MA']} MA and "
+            f"{per_group['HC']} HC subjects (fewer than {MIN_SUBJECTS_PER_GROUP} per group): "
+            "the site calibration may move a lot with one subject more or less"
+        )
     return 0
 
 
