@@ -75,6 +75,13 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="prefix of the three LSL stream names with --live (e.g. a room)",
     )
+    p.add_argument(
+        "--stage",
+        choices=["pre", "post"],
+        default=None,
+        help="with --live, the session to stream: pre, or post (the same subject after its "
+        "rTMS course: lower severity, another cue order) (live.stage)",
+    )
     p.set_defaults(func=_run_simulate)
 
 
@@ -101,6 +108,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         "live.duration_s": args.duration,
         "live.speed": args.speed,
         "live.wait_for_consumer_s": args.wait_consumers,
+        "live.stage": args.stage,
         ("live.seed" if args.live else "cohort.seed"): args.seed,
     }
     if args.name_prefix:
@@ -116,13 +124,68 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.live:
         from streamer.lsl.simulator import stream_live
 
-        totals = stream_live(cfg, on_start=lambda text: print(text, flush=True))
+        def say(text: str) -> None:
+            print(text, flush=True)
+
+        totals = stream_live(cfg, on_start=say, on_outlets=say)
         print(
             f"done: {totals.eeg_samples} EEG samples, {totals.nirs_samples} NIRS samples, "
             f"{totals.markers} markers"
         )
         return 0
     return _write_dataset(args.out, cfg)
+
+
+def _say(line: str) -> None:
+    """A progress line on stderr that leaves a progress bar there intact."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+    sys.stderr.flush()
+
+
+class SubjectProgress:
+    """The cohort writers' progress callback: one line per subject written, on stderr.
+
+    The writers call it with ``"sub-<label> ses-<session>"`` before each session, a
+    subject's sessions one after the other; a subject is written when the next one starts
+    or when :meth:`finish` is called after the writer returns. ``bar`` (a tqdm bar, maybe
+    disabled) advances per session.
+    """
+
+    def __init__(self, n_subjects: int, bar=None):
+        self.n_subjects = n_subjects
+        self.bar = bar
+        self.done = 0
+        self._current: str | None = None
+        self._sessions = 0
+        self._started = 0.0
+
+    def __call__(self, label: str) -> None:
+        import time
+
+        subject = label.split()[0]
+        if subject != self._current:
+            self.finish()
+            self._current, self._sessions, self._started = subject, 0, time.monotonic()
+        self._sessions += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+            self.bar.update(1)
+
+    def finish(self) -> None:
+        """The subject being written is complete: say so."""
+        import time
+
+        if self._current is None:
+            return
+        self.done += 1
+        plural = "" if self._sessions == 1 else "s"
+        _say(
+            f"subject {self.done}/{self.n_subjects} {self._current}: {self._sessions} "
+            f"session{plural} written ({time.monotonic() - self._started:.1f} s)"
+        )
+        self._current = None
 
 
 def _write_literature(args: argparse.Namespace) -> int:
@@ -134,14 +197,16 @@ def _write_literature(args: argparse.Namespace) -> int:
 
     given = {"ma": args.ma, "hc": args.hc, "minutes": args.minutes, "seed": args.seed}
     cfg = replace(LiteratureCohortConfig(), **{k: v for k, v in given.items() if v is not None})
-    bar = tqdm(total=2 * cfg.ma + cfg.hc, unit="session", desc="simulating", disable=None)
-
-    def progress(label: str) -> None:
-        bar.set_postfix_str(label)
-        bar.update(1)
-
+    sessions = 2 * cfg.ma + cfg.hc
+    _say(
+        f"simulating {cfg.ma + cfg.hc} subjects ({sessions} sessions of {cfg.minutes:g} min, "
+        f"literature generator) into {args.out}"
+    )
+    bar = tqdm(total=sessions, unit="session", desc="simulating", disable=None)
+    progress = SubjectProgress(cfg.ma + cfg.hc, bar)
     try:
         root = write_literature_cohort(args.out, cfg, progress=progress)
+        progress.finish()
     finally:
         bar.close()
     print(
@@ -158,15 +223,17 @@ def _write_dataset(out: Path, cfg) -> int:
     from models.simulation.subject import draw_cohort
 
     created = not out.exists()
-    total = sum(len(sessions_of(s)) for s in draw_cohort(cfg))
+    subjects = draw_cohort(cfg)
+    total = sum(len(sessions_of(s)) for s in subjects)
+    _say(
+        f"simulating {len(subjects)} subjects ({total} sessions of {cfg.cohort.minutes:g} min) "
+        f"into {out}"
+    )
     bar = tqdm(total=total, unit="session", desc="simulating", disable=None)
-
-    def progress(label: str) -> None:
-        bar.set_postfix_str(label)
-        bar.update(1)
-
+    progress = SubjectProgress(len(subjects), bar)
     try:
         root = write_cohort(out, cfg, progress=progress)
+        progress.finish()
     except BaseException:
         if created and out.exists():
             remove_partial(out)
@@ -254,23 +321,27 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="cross-validate fusion, unimodal and hand-crafted models, or one bundle",
         description="With --cv K: subject-wise K-fold cross-validation of the fused model, "
-        "the EEG-only and fNIRS-only models and the hand-crafted reference. With --model: "
-        "score one bundle on a dataset. Writes OUT/report.json and a self-contained "
-        "OUT/report.html.",
+        "the EEG-only and fNIRS-only models and the hand-crafted reference (trains models: "
+        "needs the train extra, torch). With --model: score one bundle on a dataset, on ONNX "
+        "Runtime alone. Writes OUT/report.json and a self-contained OUT/report.html.",
     )
     p.add_argument("--data", type=Path, required=True, help="BIDS dataset root")
     p.add_argument("--out", type=Path, required=True, help="folder for report.json/html")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--cv", type=int, help="number of subject-wise folds (>= 2)")
-    mode.add_argument("--model", type=Path, help="a bundle to evaluate on held-out data")
+    mode.add_argument(
+        "--model", type=Path, help="a bundle to score on the dataset (no torch needed)"
+    )
     p.add_argument(
         "--ablation",
         action="store_true",
-        help="also train fusion without alignment, soft targets, masked reconstruction",
+        help="with --cv: also train fusion without alignment, soft targets, masked reconstruction",
     )
-    p.add_argument("--config", type=Path, help="YAML (default: embedded, as configs/train.yaml)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="torch device")
-    p.add_argument("--seed", type=int, help="seed of folds and training")
+    p.add_argument(
+        "--config", type=Path, help="with --cv: YAML (default: embedded, as configs/train.yaml)"
+    )
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="with --cv: torch device")
+    p.add_argument("--seed", type=int, help="with --cv: seed of folds and training")
     p.add_argument("--cache", type=Path, help="folder to cache preprocessed windows in")
     p.set_defaults(func=run_evaluate)
 
@@ -279,7 +350,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
         help="recalibrate a bundle on a site's labelled recordings (no retraining)",
         description="Score a site's labelled BIDS recordings with the bundle, replace the class "
         "prototypes with the site's, and refit temperature and bias when both groups are "
-        "present (otherwise keep the calibration and say so). The ONNX model is unchanged.",
+        "present (otherwise keep the calibration and say so). The ONNX model is unchanged; "
+        "runs on ONNX Runtime alone (no torch).",
     )
     p.add_argument("--model", type=Path, required=True, help="bundle to start from")
     p.add_argument("--data", type=Path, required=True, help="the site's BIDS dataset")
@@ -344,7 +416,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         description="Run a recorded session (an XDF file, a file MNE reads, or a BIDS session "
         "folder such as ROOT/sub-01/ses-pre) through the monitor's own preprocessing, windows, "
         "quality gate and ONNX model, as fast as the machine allows, and write one "
-        "neuroclip.score/1 record per window (JSON lines, as the session log). Research "
+        "neuroclip.score/2 record per window (JSON lines, as the session log). Research "
         "software, not a medical device.",
     )
     p.add_argument("path", type=Path, help="XDF, SNIRF/EDF/... file, or BIDS session folder")
@@ -432,10 +504,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the whole system on this machine: patient, broker, monitor, dashboard",
-        description="Start a synthetic patient's LSL streams, a broker (Mosquitto when "
-        "installed, otherwise the amqtt broker), the monitor with the default model "
-        "and the dashboard; print the dashboard's URL; Ctrl-C stops everything. Research "
-        "software, not a medical device.",
+        description="Start a broker (Mosquitto when installed, otherwise the amqtt broker) "
+        "and the dashboard, then two sessions of one synthetic patient, pre and post rTMS "
+        "(e.g. P001-pre, then P001-post), each its LSL streams and the monitor with the "
+        "default model. On the compressed protocol (the default) a 4-minute session shows "
+        "every phase: resting baseline, drug and neutral cues, rTMS trains (unusable "
+        "windows), inter-train, post; then the dashboard compares pre with post. Prints its "
+        "progress and a status line every --status-every seconds; the broker and the "
+        "dashboard stay up after the sessions; Ctrl-C stops everything. Research software, "
+        "not a medical device.",
     )
     p.add_argument("--port", type=int, default=8050, help="dashboard port (another if taken)")
     p.add_argument("--broker-port", type=int, default=1883, help="broker port (another if taken)")
@@ -444,10 +521,37 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use the amqtt broker even when Mosquitto is installed",
     )
-    p.add_argument("--site", default="demo", help="site of the demo session")
-    p.add_argument("--session", default="P001-pre", help="pseudonymous demo session id")
+    p.add_argument("--site", default="demo", help="site of the demo sessions")
+    p.add_argument(
+        "--session",
+        default="P001-pre",
+        help="pseudonymous id of the first session, ending in pre (the second is the same "
+        "ending in post), or a stem such as P002 (P002-pre, then P002-post)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=["compressed", "standard"],
+        default="compressed",
+        help="compressed (default): every phase in 4 minutes (60 s baseline, 2 cue blocks, "
+        "3 rTMS trains 20 s apart, 2 cue blocks); standard: the simulator's own timings "
+        "(configs/simulate.yaml). NEUROCLIP_SIMULATE__PROTOCOL__<KEY> overrides either",
+    )
+    p.add_argument(
+        "--session-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds each session streams (default: 240 compressed, 600 standard)",
+    )
+    p.add_argument(
+        "--status-every",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="print a status line every S seconds during a session (0: never)",
+    )
     p.add_argument("--log-dir", type=Path, default=Path("sessions"), help="session log folder")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--duration", type=float, help="stop everything after this many seconds")
     p.set_defaults(func=run_demo)
 
 
@@ -469,6 +573,12 @@ def _add_dashboard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--host", help="address to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to serve on (default 8050)")
+    p.add_argument(
+        "--sessions-dir",
+        type=Path,
+        help="the monitors' session-log folder on this machine: finished sessions get a "
+        "report link (default: none)",
+    )
     p.set_defaults(func=run_dashboard)
 
 
@@ -494,7 +604,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay(sub)
     _add_record(sub)
     _add_demo(sub)
+    _add_report(sub)
     return parser
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    from neuroclip.reporting import run_report
+
+    p = sub.add_parser(
+        "report",
+        help="a self-contained HTML report of sessions from their session logs",
+        description="Read monitor session logs (.scores.jsonl) and write one HTML page: per "
+        "session the trajectory and the session estimate, the phases, quality over time, the "
+        "estimate of each part, pre against post when both sessions of a patient are given "
+        "(ids ending in pre and post), and the model that scored them. Needs no network and "
+        "no script to view. Research software, not a medical device.",
+    )
+    p.add_argument("logs", type=Path, nargs="+", metavar="SESSION_LOG", help="session logs")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="bundle whose healthy-control session range to draw (default: none drawn "
+        "unless it is the committed default model)",
+    )
+    p.set_defaults(func=run_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,15 @@ those of real recordings. The generator is streaming: it produces one second at 
 carried filter state, so the BIDS writer and the live LSL outlets give identical signals.
 """
 
-from models.simulation.config import SimulationConfig
+from models.simulation.config import COMPRESSED_PROTOCOL, COMPRESSED_SESSION_S, SimulationConfig
 from models.simulation.session import SessionSimulator
 from models.simulation.subject import SubjectParams, draw_cohort
 
-__all__ = ["SessionSimulator", "SimulationConfig", "SubjectParams", "draw_cohort"]
+__all__ = [
+    "COMPRESSED_PROTOCOL",
+    "COMPRESSED_SESSION_S",
+    "SessionSimulator",
+    "SimulationConfig",
+    "SubjectParams",
+    "draw_cohort",
+]

@@ -29,7 +29,11 @@ class CohortConfig:
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    """The cue-reactivity protocol, with an optional rTMS block."""
+    """The cue-reactivity protocol, with an optional rTMS block.
+
+    The defaults are the recorded cohort's (and ``neuroclip simulate --live``'s) protocol;
+    :data:`COMPRESSED_PROTOCOL` is the shorter one ``neuroclip demo`` streams.
+    """
 
     baseline_s: float = setting(60.0, gt=0, doc="resting baseline at the start (at most)")
     cue_block_s: float = setting(20.0, gt=0, doc="one block of drug or neutral pictures")
@@ -38,6 +42,31 @@ class ProtocolConfig:
     rtms_train_s: float = setting(4.0, gt=0, doc="train length (10 Hz pulses)")
     rtms_iti_s: float = setting(26.0, gt=0, doc="inter-train interval")
     rtms_freq_hz: float = setting(10.0, gt=0, doc="pulse rate within a train")
+    cue_blocks_before_rtms: int | None = setting(
+        None,
+        ge=0,
+        doc="cue blocks before the rTMS block, drug and neutral balanced on each side of it "
+        "(null: half of the session's blocks, in one shuffled order)",
+    )
+
+
+COMPRESSED_PROTOCOL = ProtocolConfig(
+    baseline_s=60.0,
+    cue_block_s=20.0,
+    rest_s=10.0,
+    rtms_trains=3,
+    rtms_train_s=4.0,
+    rtms_iti_s=16.0,
+    cue_blocks_before_rtms=2,
+)
+"""The demo's protocol: every phase in :data:`COMPRESSED_SESSION_S` (4 minutes).
+
+60 s resting baseline (longer than the monitor's 30 s warm-up plus its first 10 s window),
+one drug and one neutral block (20 s, 10 s rest each), three 4 s trains of 10 Hz pulses
+16 s apart, then one drug and one neutral block after the trains (the ``post`` phase)."""
+
+COMPRESSED_SESSION_S = 240.0
+"""Length of a session on :data:`COMPRESSED_PROTOCOL`: 60 + 2 x 30 + 3 x 20 + 2 x 30 s."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +171,11 @@ class LiveConfig:
     group: Literal["MA", "HC"] = setting("MA", doc="group of the streamed subject")
     severity: float = setting(0.7, ge=0, le=1, doc="latent severity of the streamed subject")
     rtms: bool = setting(True, doc="include an rTMS block")
+    stage: Literal["pre", "post"] = setting(
+        "pre",
+        doc="treatment stage of the streamed session: post is the same subject after the "
+        "rTMS course (severity shrunk by its response), with another cue order",
+    )
     chunk_ms: float = setting(20.0, gt=0, le=1000, doc="push interval of the outlets")
     duration_s: float = setting(600.0, gt=0, doc="how long to stream")
     wait_for_consumer_s: float = setting(

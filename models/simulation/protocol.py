@@ -1,7 +1,8 @@
 """The session timeline: resting baseline, drug and neutral cue blocks, an optional rTMS block.
 
 Marker names are those of DESIGN.md: ``rest``, ``cue/drug``, ``cue/neutral``,
-``rtms/train_start``, ``rtms/pulse``, ``rtms/train_end``.
+``rtms/train_start``, ``rtms/pulse``, ``rtms/train_end``; and ``rtms/block_start trains=N``
+at the start of the rTMS block, which readers that do not know it ignore.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.simulation.config import ProtocolConfig
+
+BLOCK_START = "rtms/block_start"
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,10 @@ def build_timeline(
 
     The baseline takes at most a quarter of the session; drug and neutral blocks then
     alternate in a random, balanced order; with ``with_rtms`` an rTMS block of
-    ``cfg.rtms_trains`` trains sits after the first half of the cue blocks.
+    ``cfg.rtms_trains`` trains (fewer in a short session) sits after the first half of the
+    cue blocks, or after ``cfg.cue_blocks_before_rtms`` of them when that is set, in which
+    case the blocks on each side of it are balanced and shuffled apart (a long live stream
+    then reaches its trains after a few minutes, not after half of its hours).
     """
     events = [Event(0.0, 0.0, "rest")]
     t = min(cfg.baseline_s, 0.25 * duration_s)
@@ -40,10 +46,20 @@ def build_timeline(
     rtms_len = n_trains * period if with_rtms else 0.0
     n_blocks = max(0, int((duration_s - t - rtms_len) // block))
     kinds = [("cue/drug", "cue/neutral")[i % 2] for i in range(n_blocks)]
-    rng.shuffle(kinds)
+    if cfg.cue_blocks_before_rtms is None:
+        rng.shuffle(kinds)
+        before = n_blocks // 2
+    else:
+        # any prefix of the alternating list is balanced to within one block, and so is
+        # the rest: shuffle the two sides apart
+        before = min(cfg.cue_blocks_before_rtms, n_blocks)
+        first, second = kinds[:before], kinds[before:]
+        rng.shuffle(first)
+        rng.shuffle(second)
+        kinds = first + second
     rtms_pending = with_rtms
     for i, kind in enumerate(kinds):
-        if rtms_pending and i == n_blocks // 2:
+        if rtms_pending and i == before:
             t = _add_rtms(events, t, cfg, n_trains)
             rtms_pending = False
         events.append(Event(t, cfg.cue_block_s, kind))
@@ -57,6 +73,8 @@ def build_timeline(
 def _add_rtms(events: list[Event], t: float, cfg: ProtocolConfig, n_trains: int) -> float:
     period = 1.0 / cfg.rtms_freq_hz
     n_pulses = round(cfg.rtms_train_s * cfg.rtms_freq_hz)
+    # says how many trains the block holds (the dashboard shows "train n of N")
+    events.append(Event(t, 0.0, f"{BLOCK_START} trains={n_trains}"))
     for _ in range(n_trains):
         events.append(Event(t, cfg.rtms_train_s, "rtms/train_start"))
         for k in range(n_pulses):

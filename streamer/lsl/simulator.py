@@ -93,15 +93,29 @@ def stream_live(
     duration_s: float | None = None,
     on_start: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_outlets: Callable[[str], None] | None = None,
 ) -> StreamTotals:
-    """Push one synthetic subject to three LSL outlets until ``duration_s`` has passed."""
+    """Push one synthetic subject to three LSL outlets until ``duration_s`` has passed.
+
+    ``live.stage`` picks the session: ``pre``, or ``post`` (the same subject after its rTMS
+    course, as the cohort writer's ``post`` session: lower severity, another cue order).
+    ``on_outlets`` hears when the outlets exist (before any wait for readers), ``on_start``
+    when the samples start.
+    """
     import pylsl
 
     live = cfg.live
     duration = float(duration_s if duration_s is not None else live.duration_s)
     rng = np.random.default_rng(live.seed)
     subject = draw_subject("live", live.group, rng, cfg, severity=live.severity)
-    sim = SessionSimulator(subject, "pre", duration, cfg, with_rtms_block=live.rtms)
+    sim = SessionSimulator(
+        subject,
+        live.stage,
+        duration,
+        cfg,
+        with_rtms_block=live.rtms,
+        session_index=0 if live.stage == "pre" else 1,
+    )
     eeg_out = pylsl.StreamOutlet(
         _eeg_info(pylsl, cfg, sim.eeg_channels), chunk_samples(cfg.eeg_sfreq, EEG_CHUNK_S), 360
     )
@@ -112,11 +126,19 @@ def stream_live(
     )
     marker_out = marker_outlet(pylsl, live.markers_name, f"{live.source_prefix}-markers")
     totals = StreamTotals()
+    if on_outlets:
+        wait = live.wait_for_consumer_s
+        on_outlets(
+            f"outlets up: {live.eeg_name}, {live.nirs_name}, {live.markers_name}"
+            + (f"; waiting up to {wait:g} s for a reader of each" if wait > 0 else "")
+        )
     wait_for_consumers([eeg_out, nirs_out, marker_out], live.wait_for_consumer_s)
     if on_start:
         on_start(
             f"streaming {live.eeg_name} (EEG {cfg.eeg_sfreq:g} Hz), {live.nirs_name} "
-            f"(NIRS {cfg.nirs_sfreq:g} Hz) and {live.markers_name} for {duration:g} s"
+            f"(NIRS {cfg.nirs_sfreq:g} Hz) and {live.markers_name} for {duration:g} s "
+            f"({live.group} subject, session {live.stage}, severity {sim.severity:.2f}; "
+            f"{timeline_text(sim.events)})"
         )
     eeg = _StreamClock("eeg", cfg.eeg_sfreq, live.eeg_clock_ppm, live.faults, sim.eeg_channels)
     nirs = _StreamClock("nirs", cfg.nirs_sfreq, live.nirs_clock_ppm, live.faults, sim.nirs_channels)
@@ -157,6 +179,16 @@ def stream_live(
         time.sleep(0.5)
         del eeg_out, nirs_out, marker_out
     return totals
+
+
+def timeline_text(events: list) -> str:
+    """The session's plan in a few words: cue blocks, and when the rTMS trains come."""
+    trains = [e.onset for e in events if e.label == "rtms/train_start"]
+    cues = sum(e.label.startswith("cue/") for e in events)
+    text = f"{cues} cue block(s)"
+    if trains:
+        text += f", {len(trains)} rTMS train(s) from {trains[0]:g} s to {trains[-1]:g} s"
+    return text
 
 
 class _StreamClock:

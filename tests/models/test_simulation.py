@@ -402,3 +402,151 @@ def test_faults_on_short_channels_need_the_short_channels():
         overrides={"live.faults": [fault], "short_channels.enabled": True},
     )
     assert cfg.live.faults[0].channels == ("S1_D9 760",)
+
+
+# --- protocol timings: the standard one and the demo's compressed one ------------------
+
+MARKER_VOCABULARY = {"rest", "cue/drug", "cue/neutral", "rtms/train_start", "rtms/pulse"}
+MARKER_VOCABULARY |= {"rtms/train_end"}
+
+
+def _vocabulary(n_trains: int) -> set[str]:
+    """The markers of a session whose rTMS block has ``n_trains`` trains."""
+    return MARKER_VOCABULARY | {f"rtms/block_start trains={n_trains}"}
+
+
+def _timeline(protocol, seconds: float, seed: int = 0, rtms: bool = True):
+    from models.simulation.protocol import build_timeline
+
+    return build_timeline(seconds, protocol, np.random.default_rng(seed), rtms)
+
+
+def test_standard_protocol_keeps_its_timings():
+    # neuroclip simulate --live streams 600 s: the trains come after half of the cue blocks
+    events = _timeline(CFG.protocol, 600.0)
+    starts = [e.onset for e in events if e.label == "rtms/train_start"]
+    assert starts == [235.0 + 30.0 * k for k in range(6)]
+    assert CFG.protocol.cue_blocks_before_rtms is None
+    assert {e.label for e in events} == _vocabulary(6)
+
+
+def test_rtms_can_come_after_a_set_number_of_cue_blocks_in_a_long_stream():
+    # what kept the demo in baseline: a day-long live stream put its trains 12 hours in
+    protocol = replace(CFG.protocol, cue_blocks_before_rtms=2)
+    events = _timeline(protocol, 86400.0)
+    first_train = next(e.onset for e in events if e.label == "rtms/train_start")
+    assert first_train == 60.0 + 2 * 35.0
+    assert next(e.onset for e in _timeline(CFG.protocol, 86400.0) if "train" in e.label) > 40000
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_compressed_protocol_balances_the_cues_on_each_side_of_the_trains(seed):
+    from models.simulation.config import COMPRESSED_PROTOCOL, COMPRESSED_SESSION_S
+
+    events = _timeline(COMPRESSED_PROTOCOL, COMPRESSED_SESSION_S, seed)
+    first_train = next(e.onset for e in events if e.label == "rtms/train_start")
+    cues = [(e.onset, e.label) for e in events if e.label.startswith("cue/")]
+    assert sorted(k for t, k in cues if t < first_train) == ["cue/drug", "cue/neutral"]
+    assert sorted(k for t, k in cues if t > first_train) == ["cue/drug", "cue/neutral"]
+    assert {e.label for e in events} == _vocabulary(COMPRESSED_PROTOCOL.rtms_trains)
+    assert max(e.onset + e.duration for e in events) <= COMPRESSED_SESSION_S
+
+
+def test_compressed_protocol_shows_every_phase_and_both_cues_within_four_minutes():
+    """The demo's session through the monitor's own pipeline and gate, with the default
+    model's windows (30 s warm-up, 10 s windows every 2 s): scored resting baseline, drug
+    and neutral cues before and after the trains, train windows made unusable by the
+    markers and the pulse artefacts, usable inter-train windows, post."""
+    from models.bundle import DEFAULT_BUNDLE, load_bundle
+    from models.pipeline.pipeline import WindowPipeline
+    from models.pipeline.recording import recording_windows
+    from models.signals import Markers, Recording, SignalBlock
+    from models.simulation.config import COMPRESSED_PROTOCOL, COMPRESSED_SESSION_S
+
+    assert COMPRESSED_SESSION_S <= 4 * 60
+    cfg = replace(CFG, protocol=COMPRESSED_PROTOCOL)
+    subject = draw_subject("live", "MA", np.random.default_rng(7), cfg, severity=0.7)
+    sim = SessionSimulator(subject, "pre", COMPRESSED_SESSION_S, cfg, with_rtms_block=True)
+    chunk = sim.generate_all()
+    t0 = 5000.0
+    layout = NirsLayout.from_labels(list(sim.nirs_channels), sim.nirs_distances)
+    n_nirs = len(sim.nirs_channels)
+    recording = Recording(
+        source="compressed",  # type: ignore[arg-type]
+        blocks=(
+            SignalBlock(
+                "eeg", "eeg", sim.eeg_channels, ("uV",) * 32, 500.0, chunk.eeg, t0 + chunk.eeg_times
+            ),
+            SignalBlock(
+                "nirs",
+                "nirs",
+                sim.nirs_channels,
+                ("V",) * n_nirs,
+                10.0,
+                chunk.nirs,
+                t0 + chunk.nirs_times,
+                layout,
+            ),
+        ),
+        markers=Markers(
+            t0 + np.array([e.onset for e in sim.events]), tuple(e.label for e in sim.events)
+        ),
+    )
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    windows_cfg = bundle.signal_params.windows
+    # the resting baseline outlasts the monitor's warm-up and its first window
+    assert COMPRESSED_PROTOCOL.baseline_s > windows_cfg.warmup_s + windows_cfg.window_s
+    windows = recording_windows(
+        WindowPipeline(bundle.signal_params, bundle.eeg_channels), recording
+    )
+    assert windows and all(w.window is not None for w in windows)
+
+    def where(phase: str) -> list:
+        return [w for w in windows if w.phase.phase == phase]
+
+    assert {w.phase.phase for w in windows} == {"baseline", "rtms_train", "inter_train", "post"}
+    first_train = t0 + next(e.onset for e in sim.events if e.label == "rtms/train_start")
+    resting = [w for w in where("baseline") if w.t_end <= t0 + COMPRESSED_PROTOCOL.baseline_s]
+    assert len(resting) >= 5 and all(w.usable and w.phase.cue is None for w in resting)
+    assert all(w.t_end <= first_train for w in where("baseline"))
+    for phase in ("baseline", "post"):
+        assert {w.phase.cue for w in where(phase) if w.usable} >= {"drug", "neutral"}
+    in_train = [w for w in windows if w.phase.in_train]
+    assert in_train and all(not w.usable and "rtms_train" in w.reasons for w in in_train)
+    assert any("tms_pulse" in w.reasons for w in in_train)  # the EEG artefact, blanked
+    assert all(not w.usable for w in where("rtms_train"))
+    assert any(w.usable for w in where("inter_train"))
+    assert all(w.usable for w in where("post"))
+
+
+def test_live_post_session_is_the_same_subject_after_the_course():
+    cfg = load_config(
+        SimulationConfig, None, name="simulate", environ={}, overrides={"live.stage": "post"}
+    )
+    assert cfg.live.stage == "post"
+    with pytest.raises(ConfigError, match="stage"):
+        load_config(
+            SimulationConfig, None, name="simulate", environ={}, overrides={"live.stage": "base"}
+        )
+    subject = draw_subject("live", "MA", np.random.default_rng(7), cfg, severity=0.7)
+    pre = SessionSimulator(subject, "pre", 240.0, cfg, with_rtms_block=True)
+    post = SessionSimulator(subject, "post", 240.0, cfg, with_rtms_block=True, session_index=1)
+    assert post.severity < pre.severity == 0.7
+
+
+def test_simulate_prints_one_line_per_subject(tmp_path, capsys):
+    import re
+
+    from neuroclip.cli import main
+
+    out = tmp_path / "cohort"
+    argv = ["simulate", "--out", str(out), "--ma", "1", "--hc", "2", "--minutes", "0.2"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"simulating 3 subjects (4 sessions of 0.2 min) into {out}"
+    pattern = re.compile(r"subject (\d)/3 sub-(\d+): ([12]) sessions? written \(\d+\.\d s\)$")
+    lines = [pattern.search(line) for line in err[1:]]
+    assert all(lines) and len(lines) == 3, err
+    assert [int(m.group(1)) for m in lines] == [1, 2, 3]
+    assert sorted(int(m.group(3)) for m in lines) == [1, 1, 2]
+    assert {f"sub-{m.group(2)}" for m in lines} == {p.name for p in out.glob("sub-*")}
