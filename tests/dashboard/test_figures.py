@@ -107,3 +107,13 @@ def test_the_session_range_of_healthy_controls_is_drawn_when_the_summary_has_it(
     view.summary = {"estimate": {"hc_range": [0.2, 0.5]}}
     shapes = score_figure(view).layout.shapes
     assert any(s.y0 == 0.2 and s.y1 == 0.5 for s in shapes)
+
+
+def test_the_partial_plotly_bundle_matches_the_plotly_package():
+    """The page's plotly.js (dashboard/assets) is the version the figures are written for;
+    an upgrade of plotly fails here until the bundle is rebuilt."""
+    from dashboard.app import ASSETS
+    from dashboard.server import PLOTLY_BUNDLE, plotly_bundle_mismatch
+
+    assert (ASSETS / PLOTLY_BUNDLE).is_file()
+    assert plotly_bundle_mismatch() is None
