@@ -37,6 +37,16 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
+def _clean_up(demo: subprocess.Popen, client, reader: threading.Thread) -> None:
+    """Stop the MQTT client, kill the demo if Ctrl-C did not stop it, drain its output."""
+    client.loop_stop()
+    if demo.poll() is None:
+        demo.kill()
+        demo.wait(10)
+    reader.join(5)
+    demo.stdout.close()
+
+
 def test_the_demo_runs_everything_and_stops_everything(tmp_path, lsl_env, broker):
     import paho.mqtt.client as mqtt
 
@@ -97,12 +107,7 @@ def test_the_demo_runs_everything_and_stops_everything(tmp_path, lsl_env, broker
         demo.send_signal(signal.SIGINT)  # Ctrl-C
         assert demo.wait(60) in (0, 130)
     finally:
-        client.loop_stop()
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait(10)
-    reader.join(5)
-    demo.stdout.close()
+        _clean_up(demo, client, reader)
     time.sleep(0.5)
     left = [pid for pid in children if _alive(pid)]
     assert not left, f"processes left behind: {left}\n" + "".join(lines)
@@ -244,15 +249,10 @@ def test_the_demo_runs_a_pre_then_a_post_session_and_says_how_it_goes(tmp_path, 
         deadline = time.monotonic() + 20
         while len(summaries) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
         assert demo.wait(60) in (0, 130)
     finally:
-        client.loop_stop()
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait(10)
-    reader.join(5)
-    demo.stdout.close()
+        _clean_up(demo, client, reader)
     text = "".join(lines)
     assert "Traceback" not in text
     # the dashboard pairs the two sessions by their retained summaries
