@@ -92,8 +92,8 @@ LATENCY_STAGES = ("ingest", "preprocess", "inference", "publish", "total")
 ESTIMATE_PARTS = ("baseline", "cue_drug", "cue_neutral", "inter_train", "post")
 """Parts of a session with their own estimate (``models.session_estimate.ESTIMATE_GROUPS``)."""
 BANDS = ("within", "near", "outside")
-"""An estimate against the healthy-control session range: inside (or below) it, above it
-with an interval reaching into it, wholly above it."""
+"""An estimate's interval against the healthy-control session range: wholly at or below the
+range's top, across it (not decided), wholly above it."""
 _ESTIMATE = {
     "type": ["object", "null"],
     "additionalProperties": False,

@@ -218,7 +218,10 @@ def create_app(cfg: DashboardConfig, store: SnapshotStore, feed: FeedState) -> D
             c
             for c in (
                 baseline_vs_now(
-                    view.summary, row.get("hc_median"), (view.estimate or {}).get("recent")
+                    view.summary,
+                    row.get("hc_median"),
+                    (view.estimate or {}).get("recent"),
+                    view.part_estimates().get("baseline"),
                 ),
                 pre_vs_post(key, rows),
             )

@@ -416,8 +416,8 @@ def _awaiting(view: SessionView, now: float) -> html.P:
 
 
 def parts_table(view: SessionView) -> html.Table | html.Div:
-    """The estimate of each part of the session so far (from the retained summary)."""
-    parts = ((view.summary or {}).get("estimate") or {}).get("parts") or {}
+    """The estimate of each part of the session so far."""
+    parts = view.part_estimates()
     if not parts:
         return html.Div(id="parts")
     rows = [

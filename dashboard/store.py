@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from contract.messages import READABLE_FORMATS, TOPIC_ROOT, parse_topic
 from dashboard.history import ScoreHistory, ScorePoint
+from dashboard.summary import PART_NAMES
 
 
 @dataclass
@@ -80,6 +81,15 @@ class SessionView:
         if summary.get("session") is None:
             return None
         return {**summary, "part": None, "part_estimate": None}
+
+    def part_estimates(self) -> dict[str, dict]:
+        """Each part's estimate: the retained summary's (sent every few windows), with the
+        newest score's own part brought up to date."""
+        parts = dict(((self.summary or {}).get("estimate") or {}).get("parts") or {})
+        estimate = (self.last_score or {}).get("estimate") or {}
+        if estimate.get("part") and estimate.get("part_estimate"):
+            parts[estimate["part"]] = estimate["part_estimate"]
+        return {p: parts[p] for p in PART_NAMES if parts.get(p)}
 
     @property
     def hc_session_range(self) -> tuple[float, float] | None:

@@ -91,14 +91,17 @@ def _hc_reference(summary: dict | None) -> float | None:
 
 
 def baseline_vs_now(
-    summary: dict | None, hc_median: float | None, now: dict | None = None
+    summary: dict | None,
+    hc_median: float | None,
+    now: dict | None = None,
+    baseline_now: dict | None = None,
 ) -> Comparison | None:
     """The session's baseline against now: the baseline's estimate against the estimate of
-    the last five minutes (``now``, the newest score's, is fresher than the summary's);
-    version 1 summaries compare mean window scores."""
+    the last five minutes (``now`` and ``baseline_now``, from the newest score, are fresher
+    than the summary's); version 1 summaries compare mean window scores."""
     if not summary:
         return None
-    baseline = _estimate(summary, "baseline")
+    baseline = (baseline_now or {}).get("probability") or _estimate(summary, "baseline")
     recent = (now or {}).get("probability") or _estimate(summary, "recent")
     if baseline is not None and recent is not None:
         return Comparison(

@@ -183,18 +183,18 @@ def session_calibration(meta: dict) -> tuple[SessionCalibration, tuple[float, fl
 
 
 def hc_band_position(estimate: SessionEstimate, hc_range: tuple[float, float] | None) -> str | None:
-    """Where an estimate sits against the healthy-control session range.
+    """Where an estimate's 95 % interval sits against the healthy-control session range.
 
-    ``within``: the estimate is inside the range (or below it); ``near``: above the range
-    but its interval reaches into it; ``outside``: its whole interval lies above the range.
-    ``None`` without a range.
+    ``within``: the whole interval at or below the top of the range; ``outside``: the whole
+    interval above it; ``near``: the interval reaches across the top (not decided yet, as
+    early in a session). ``None`` without a range.
     """
     if hc_range is None:
         return None
     upper = hc_range[1]
-    if estimate.probability <= upper:
+    if estimate.high <= upper:
         return "within"
-    return "near" if estimate.low <= upper else "outside"
+    return "outside" if estimate.low > upper else "near"
 
 
 class _Sums:

@@ -236,7 +236,12 @@ def test_the_headline_shows_the_estimate_its_interval_band_recent_and_parts():
         "phase": "inter_train",
         "cue": None,
         "emitted_unix": 1000.0,
-        "estimate": {"session": ESTIMATE, "recent": None, "part": "inter_train"},
+        "estimate": {
+            "session": ESTIMATE,
+            "recent": None,
+            "part": "inter_train",
+            "part_estimate": {**ESTIMATE, "windows": 3},
+        },
     }
     summary = {"estimate": {"parts": {"baseline": ESTIMATE}, "hc_range": [0.1, 0.5]}}
     view = _view_with({"state": "online", "started_unix": 880.0}, [score] * 40, summary)
@@ -247,7 +252,9 @@ def test_the_headline_shows_the_estimate_its_interval_band_recent_and_parts():
     assert "near the healthy-control range" in text and "from 40 usable windows" in text
     assert "elapsed 02:01" in text and "between trains · train 2 of 10" in text
     assert "40 windows scored" in text and "no usable window" in text  # recent: none
-    assert "baseline" in _text(panels.parts_table(view))
+    # parts: the summary's, with the newest score's own part brought up to date
+    parts = _text(panels.parts_table(view))
+    assert "baseline 0.71 0.55–0.84 40" in parts and "between trains 0.71 0.55–0.84 3" in parts
     # no new window for a while: the page says the streams look stale
     assert "no new window for 30 s" in _text(panels.estimate_panel(view, now=1030.0))
 

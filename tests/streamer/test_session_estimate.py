@@ -57,7 +57,8 @@ def test_overlapping_windows_count_as_fewer_independent_ones():
 
 
 @pytest.mark.parametrize(
-    ("logit", "n", "band"), [(-3.0, 100, "within"), (0.6, 4, "near"), (3.0, 100, "outside")]
+    ("logit", "n", "band"),
+    [(-3.0, 100, "within"), (0.6, 4, "near"), (-1.0, 1, "near"), (3.0, 100, "outside")],
 )
 def test_the_band_says_where_the_estimate_sits_against_the_healthy_range(logit, n, band):
     tracker = SessionTracker(CAL, 1.0, hc_range=(0.2, 0.6))
