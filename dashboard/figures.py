@@ -222,7 +222,7 @@ def sci_strip(quality: dict | None, threshold: float = 0.5) -> go.Figure:
     ``threshold`` are named in the hover text)."""
     nirs = (quality or {}).get("nirs")
     if not nirs or not nirs.get("pairs"):
-        return empty_figure("No fNIRS coupling index yet (it comes with each window).", 140)
+        return empty_figure("No fNIRS coupling index in the newest window (no data in it).", 140)
     fig = go.Figure(
         go.Heatmap(
             z=[nirs["sci"]],
