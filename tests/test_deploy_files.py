@@ -56,12 +56,11 @@ def test_each_compose_service_runs_a_valid_command_with_real_settings(service):
     config = getattr(args, "config", None)
     if config is not None:
         assert (REPO / config).is_file(), config
-    section = {"monitor": "MONITOR", "dashboard": "DASHBOARD"}.get(service)
+    section = {"monitor": "MONITOR", "dashboard": "DASHBOARD", "patient": "SIMULATE"}[service]
     for key in spec.get("environment", {}):
         if key.startswith("NEUROCLIP_"):
             assert key.startswith(f"NEUROCLIP_{section}__"), key
-    if section is not None:
-        _load_with(service, spec.get("environment", {}), config)
+    _load_with(service, spec.get("environment", {}), config)
 
 
 def _load_with(service: str, environment: dict, config: str) -> None:
@@ -69,14 +68,17 @@ def _load_with(service: str, environment: dict, config: str) -> None:
     would be refused here exactly as in the container."""
     from contract.settings import load_config
     from dashboard.config import DashboardConfig
+    from models.simulation.config import SimulationConfig
     from streamer.config import MonitorConfig
 
-    cls = {"monitor": MonitorConfig, "dashboard": DashboardConfig}[service]
+    cls = {"monitor": MonitorConfig, "dashboard": DashboardConfig, "patient": SimulationConfig}
+    cls = cls[service]
     env = {k: str(v) for k, v in environment.items() if k.startswith("NEUROCLIP_")}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        load_config(cls, REPO / config, name=service)
+        name = "simulate" if service == "patient" else service
+        load_config(cls, REPO / config if config else None, name=name)
     finally:
         for k, v in saved.items():
             if v is None:
