@@ -102,6 +102,12 @@ def test_the_shipped_broker_configs_name_only_known_mosquitto_options():
         "listener", "allow_anonymous", "set_tcp_nodelay", "persistence", "persistence_location",
         "autosave_interval", "cafile", "certfile", "keyfile", "tls_version", "password_file",
         "acl_file",
+        # the site bridge (tests/streamer/test_bridge.py runs it: mosquitto refuses unknown ones)
+        "max_queued_messages", "max_inflight_messages", "connection", "address",
+        "bridge_cafile", "bridge_tls_version", "bridge_insecure", "remote_clientid",
+        "remote_username", "remote_password", "topic", "cleansession",
+        "bridge_protocol_version", "try_private", "keepalive_interval", "restart_timeout",
+        "notifications", "notifications_local_only",
     }  # fmt: skip
     for conf in [
         REPO / "configs" / "mosquitto.conf",
