@@ -104,7 +104,8 @@ def _live(tmp_path, source, lsl_env, run: str) -> list[dict]:
 
 
 def _compare(live: list[dict], offline: list[dict]) -> tuple[int, float]:
-    """Windows compared and the largest score difference; asserts everything else equal."""
+    """Windows compared and the largest difference of scores, smoothed scores and session
+    estimates; asserts everything else equal."""
     by_seq = {r["seq"]: r for r in live}
     compared, worst = 0, 0.0
     t_live0, t_offline0 = live[0]["window"]["end"], offline[0]["window"]["end"]
@@ -120,7 +121,26 @@ def _compare(live: list[dict], offline: list[dict]) -> tuple[int, float]:
             for key in ("score", "smoothed"):
                 worst = max(worst, abs(got[key] - want[key]))
             compared += 1
+        worst = max(worst, _estimate_difference(got["estimate"], want["estimate"], want["seq"]))
     return compared, worst
+
+
+def _estimate_difference(got: dict | None, want: dict | None, seq: int) -> float:
+    """The largest difference of the session estimates' numbers; asserts their window counts,
+    bands and parts equal."""
+    assert (got is None) == (want is None), seq
+    if want is None:
+        return 0.0
+    assert got["part"] == want["part"], seq
+    worst = 0.0
+    for which in ("session", "recent", "part_estimate"):
+        a, b = got[which], want[which]
+        assert (a is None) == (b is None), (seq, which)
+        if b is None:
+            continue
+        assert (a["windows"], a["band"]) == (b["windows"], b["band"]), (seq, which, a, b)
+        worst = max(worst, *(abs(a[k] - b[k]) for k in ("probability", "low", "high")))
+    return worst
 
 
 @pytest.mark.parametrize("rates", ["simulator", "real-rates", "haemoglobin"])
@@ -138,7 +158,7 @@ def test_a_replayed_session_scores_live_as_offline(tmp_path, sessions, lsl_env, 
     first = _live(tmp_path, source, lsl_env, "first")
     compared, worst = _compare(first, offline)
     assert compared >= 10, f"only {compared} usable windows compared"
-    assert worst <= 1e-5, f"live and offline scores differ by up to {worst:.2e}"
+    assert worst <= 1e-5, f"live and offline scores or estimates differ by up to {worst:.2e}"
     if rates == "real-rates":  # and a second live run of the same replay is the same again
         second = _live(tmp_path, source, lsl_env, "second")
         assert _compare(second, offline)[1] <= 1e-5
