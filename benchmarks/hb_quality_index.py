@@ -22,21 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.io import read_recording
 from models.preprocessing.filters import StatefulSos, bandpass_sos
 from models.preprocessing.nirs import BeerLambert, OpticalDensity
-from models.preprocessing.quality import cardiac_peak_power, scalp_coupling_index
+from models.preprocessing.quality import (
+    cardiac_peak_power,
+    qt_nirs_peak_power,
+    scalp_coupling_index,
+)
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "recordings" / "snirf"
 THRESHOLD = 0.1
-
-
-def qt_nirs_psp(a: np.ndarray, b: np.ndarray, sfreq: float, band: tuple[float, float]) -> float:
-    """QT-NIRS's peak spectral power of two cardiac-band signals."""
-    n = len(a)
-    a, b = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
-    c = np.correlate(a, b, "full") / (n - np.abs(np.arange(-(n - 1), n)))
-    w = np.hamming(len(c))
-    power = 2 * np.abs(np.fft.rfft(c * w)) ** 2 / w.sum() ** 2
-    f = np.fft.rfftfreq(len(c), 1 / sfreq)
-    return float(power[(f >= band[0]) & (f <= band[1])].max())
 
 
 def main() -> None:
@@ -59,7 +52,7 @@ def main() -> None:
             sci.extend(scalp_coupling_index(cardiac_od[s : s + n], layout))
             for _, cols in layout.pairs():
                 a, b = cardiac_od[s : s + n, cols[0]], cardiac_od[s : s + n, cols[1]]
-                theirs.append(qt_nirs_psp(a, b, fs, band))
+                theirs.append(qt_nirs_peak_power(a, b, fs, band))
         ours, theirs = np.array(ours), np.array(theirs)
         same = np.mean((ours >= THRESHOLD) == (theirs >= THRESHOLD))
         print(

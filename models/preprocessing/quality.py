@@ -69,6 +69,26 @@ def cardiac_peak_power(
     return out
 
 
+def qt_nirs_peak_power(
+    a: np.ndarray, b: np.ndarray, sfreq: float, band: tuple[float, float]
+) -> float:
+    """QT-NIRS's peak spectral power of one pair, from its two wavelengths' cardiac-band
+    optical density, written straight from its definition (the cross-correlation of the two
+    standardised signals, a Hamming-windowed periodogram, its peak in ``band``).
+
+    Not used for gating (an HbO/HbR stream has no wavelengths left): the reference
+    :func:`cardiac_peak_power` is checked against, in the tests and in
+    ``benchmarks/hb_quality_index.py``.
+    """
+    n = len(a)
+    a, b = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
+    c = np.correlate(a, b, "full") / (n - np.abs(np.arange(-(n - 1), n)))
+    w = np.hamming(len(c))
+    power = 2 * np.abs(np.fft.rfft(c * w)) ** 2 / w.sum() ** 2
+    f = np.fft.rfftfreq(len(c), 1 / sfreq)
+    return float(power[(f >= band[0]) & (f <= band[1])].max())
+
+
 def eeg_channel_flags(
     window_uv: np.ndarray, *, flat_uv: float = 0.5, rail_uv: float = 1000.0, z_max: float = 5.0
 ) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ from contract.errors import ChannelError
 from models.io import read_recording
 from models.preprocessing.filters import StatefulSos, bandpass_sos
 from models.preprocessing.nirs import BeerLambert, NirsChain, NirsParams, OpticalDensity
-from models.preprocessing.quality import cardiac_peak_power
+from models.preprocessing.quality import cardiac_peak_power, qt_nirs_peak_power
 from models.signals import Markers, Recording, SignalBlock
 from models.windows import SignalParams, nirs_out_names
 from neuroclip.inspect import inspect_file
@@ -175,17 +175,6 @@ def test_a_nirsport2_at_10_17_hz_beside_2048_hz_eeg_gives_the_same_windows_live_
 # ---------------------------------------------------------------- coupling index for Hb
 
 
-def _qt_nirs_psp(a: np.ndarray, b: np.ndarray, sfreq: float, band) -> float:
-    """QT-NIRS's peak spectral power from the two wavelengths' cardiac optical density."""
-    n = len(a)
-    a, b = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
-    c = np.correlate(a, b, "full") / (n - np.abs(np.arange(-(n - 1), n)))
-    w = np.hamming(len(c))
-    power = 2 * np.abs(np.fft.rfft(c * w)) ** 2 / w.sum() ** 2
-    f = np.fft.rfftfreq(len(c), 1 / sfreq)
-    return float(power[(f >= band[0]) & (f <= band[1])].max())
-
-
 @pytest.mark.parametrize("rel", [HOMER, SPORT2])
 def test_the_haemoglobin_coupling_index_agrees_with_qt_nirs_on_the_wavelengths(recordings, rel):
     """The cardiac peak power of HbO alone (what an HbO/HbR stream allows) against QT-NIRS's
@@ -204,7 +193,7 @@ def test_the_haemoglobin_coupling_index_agrees_with_qt_nirs_on_the_wavelengths(r
         ours.extend(cardiac_peak_power(cardiac_hb[s : s + n, 0::2], fs, band))
         for _, cols in layout.pairs():
             theirs.append(
-                _qt_nirs_psp(
+                qt_nirs_peak_power(
                     cardiac_od[s : s + n, cols[0]], cardiac_od[s : s + n, cols[1]], fs, band
                 )
             )
