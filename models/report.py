@@ -53,8 +53,9 @@ def _figure() -> tuple[Any, Any]:
     return fig, fig.add_subplot()
 
 
-def _warn_on(fig: Any, text: str | None) -> None:
-    """Write a few-subject warning under the axes, inside the image."""
+def _finish(fig: Any, text: str | None) -> tuple[str, str | None]:
+    """The figure as PNG with its few-subject warning (if any) written under the axes,
+    inside the image, and the warning for the page."""
     if text:
         fig.text(
             0.5,
@@ -66,6 +67,7 @@ def _warn_on(fig: Any, text: str | None) -> None:
             color=WARN_COLOUR,
             wrap=True,
         )
+    return _png(fig), text
 
 
 def _few(metrics: dict[str, Any], key: str) -> bool:
@@ -122,14 +124,13 @@ def _roc_figure(report: dict[str, Any]) -> tuple[str, str | None]:
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=roc_title(report))
     ax.legend(fontsize=6, loc="lower right")
-    warning = None
-    if few:
-        warning = (
-            f"few subjects: the AUC rests on {few[0]} subjects "
-            f"(fewer than {MIN_SUBJECTS_PER_GROUP} per group)"
-        )
-    _warn_on(fig, warning)
-    return _png(fig), warning
+    return _finish(
+        fig,
+        f"few subjects: the AUC rests on {few[0]} subjects "
+        f"(fewer than {MIN_SUBJECTS_PER_GROUP} per group)"
+        if few
+        else None,
+    )
 
 
 def _shift_figure(metrics: dict[str, Any], name: str) -> tuple[str, str | None]:
@@ -172,14 +173,13 @@ def _shift_figure(metrics: dict[str, Any], name: str) -> tuple[str, str | None]:
         title=f"MA subjects before and after rTMS ({name})\n"
         f"{len(pairs)} MA subjects with both sessions",
     )
-    warning = None
-    if _few(metrics, "rtms_shift"):
-        warning = (
-            f"few subjects: {len(pairs)} MA subjects with pre and post sessions "
-            f"(fewer than {MIN_RTMS_PAIRS})"
-        )
-    _warn_on(fig, warning)
-    return _png(fig), warning
+    return _finish(
+        fig,
+        f"few subjects: {len(pairs)} MA subjects with pre and post sessions "
+        f"(fewer than {MIN_RTMS_PAIRS})"
+        if _few(metrics, "rtms_shift")
+        else None,
+    )
 
 
 def _craving_figure(metrics: dict[str, Any], name: str) -> tuple[str, str | None]:
@@ -217,14 +217,13 @@ def _craving_figure(metrics: dict[str, Any], name: str) -> tuple[str, str | None
     if c.get("spearman_r") is not None:
         title += f"\nSpearman r={c['spearman_r']:.2f}, p={c['p']:.2g}, n={c['n']} sessions"
     ax.set(xlabel="craving (VAS 0-100)", ylabel="session score", title=title)
-    warning = None
-    if _few(metrics, "craving"):
-        n = metrics.get("n_subjects", {}).get("craving", "?")
-        warning = (
-            f"few subjects: {n} subjects with craving ratings (fewer than {MIN_CRAVING_SUBJECTS})"
-        )
-    _warn_on(fig, warning)
-    return _png(fig), warning
+    n = metrics.get("n_subjects", {}).get("craving", "?")
+    return _finish(
+        fig,
+        f"few subjects: {n} subjects with craving ratings (fewer than {MIN_CRAVING_SUBJECTS})"
+        if _few(metrics, "craving")
+        else None,
+    )
 
 
 def _figures(report: dict[str, Any], headline: str) -> str:
