@@ -22,6 +22,7 @@ from contract.messages import (
     stage_latencies,
 )
 from models.bundle import Scores
+from models.pipeline.grid import WindowGrid
 from models.pipeline.pipeline import GatedWindow
 from models.session_estimate import SessionTracker, session_calibration
 
@@ -196,8 +197,11 @@ class SessionScoring:
     ``smoothed`` and ``estimate`` fields of their messages are the same.
     """
 
-    def __init__(self, bundle_meta: dict, smoothing_windows: int, independent_fraction: float):
+    def __init__(self, bundle_meta: dict, smoothing_windows: int, grid: WindowGrid):
+        """``grid`` is the pipeline's: overlapping windows count as ``hop / window`` of an
+        independent one in the estimate's interval."""
         calibration, hc_range = session_calibration(bundle_meta)
+        independent_fraction = min(1.0, grid.hop_s / grid.window_s)
         self.tracker = SessionTracker(calibration, independent_fraction, hc_range)
         self.smoother = Smoother(smoothing_windows)
         self.summary = SessionSummary()

@@ -118,9 +118,7 @@ class Monitor:
             nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
         )
         self.scoring = SessionScoring(
-            bundle.meta,
-            cfg.windows.smoothing_windows,
-            min(1.0, self.pipeline.hop_s / self.pipeline.window_s),
+            bundle.meta, cfg.windows.smoothing_windows, self.pipeline.grid
         )
         self._windows: asyncio.Queue[tuple[GatedWindow, dict[str, float]] | None] = asyncio.Queue()
         self._pair_names: list[str] = []

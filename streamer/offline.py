@@ -56,12 +56,22 @@ class OfflineScorer:
         self.params = bundle.signal_params
         self.eeg_channels = bundle.eeg_channels
         self.scorer = BundleScorer(bundle, providers=providers, threads=threads)
-        self._independent_fraction = 1.0
-        self.scoring: SessionScoring | None = None
-        """The last scored recording's smoothed score, estimate and counts."""
 
-    def windows(self, recording: Recording) -> tuple[list[GatedWindow], list[str]]:
-        """Every window of ``recording`` as the monitor cuts it, and the fNIRS pair names."""
+    def pipeline(self) -> WindowPipeline:
+        """A window pipeline as the monitor runs it, with these options."""
+        return WindowPipeline(
+            self.params,
+            self.bundle.eeg_channels,
+            hop_s=self.options.hop_s,
+            warmup_s=self.options.warmup_s,
+            nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
+        )
+
+    def windows(
+        self, recording: Recording, pipeline: WindowPipeline | None = None
+    ) -> tuple[list[GatedWindow], list[str]]:
+        """Every window of ``recording`` as the monitor cuts it (through ``pipeline``, a new
+        one by default), and the fNIRS pair names."""
         blocks = {"eeg": recording.eeg, "nirs": recording.nirs}
         missing = [role for role, block in blocks.items() if block is None]
         if missing:
@@ -78,14 +88,7 @@ class OfflineScorer:
             descriptions[role] = describe_block(block, role)
             pairs = check_stream(self.bundle, role, descriptions[role])
             pair_names = pairs if pairs is not None else pair_names
-        pipeline = WindowPipeline(
-            self.params,
-            self.bundle.eeg_channels,
-            hop_s=self.options.hop_s,
-            warmup_s=self.options.warmup_s,
-            nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
-        )
-        self._independent_fraction = min(1.0, pipeline.hop_s / pipeline.window_s)
+        pipeline = pipeline or self.pipeline()
         out = recording_windows(pipeline, recording, descriptions)
         if not any(w.window is not None for w in out):
             duration = _end(blocks) - min(b.times[0] for b in blocks.values())
@@ -99,7 +102,8 @@ class OfflineScorer:
 
     def score(self, recording: Recording, site: str, session: str) -> list[dict]:
         """The ``neuroclip.score/2`` record of every window of ``recording``, in order."""
-        windows, pair_names = self.windows(recording)
+        pipeline = self.pipeline()
+        windows, pair_names = self.windows(recording, pipeline)
         usable = [w for w in windows if w.usable]
         names = window_feature_names(self.eeg_channels, list(self.bundle.nirs_pairs))
         scores: dict[int, Scores] = {}
@@ -110,13 +114,11 @@ class OfflineScorer:
             for i, w in enumerate(batch):
                 scores[w.seq] = _slice(result, i)
         ident = Identity(site, session, self.bundle.meta["name"], self.bundle.sha256)
-        self.scoring = SessionScoring(
-            self.bundle.meta, self.options.smoothing_windows, self._independent_fraction
-        )
+        scoring = SessionScoring(self.bundle.meta, self.options.smoothing_windows, pipeline.grid)
         records = []
         for w in windows:
             s = scores.get(w.seq)
-            smoothed = self.scoring.add(w, s)
+            smoothed = scoring.add(w, s)
             message = score_message(
                 ident,
                 w,
@@ -125,7 +127,7 @@ class OfflineScorer:
                 {},
                 eeg_channels=self.eeg_channels,
                 pair_names=pair_names,
-                estimate=self.scoring.estimate(),
+                estimate=scoring.estimate(),
             )
             records.append(message)
         return records

@@ -166,10 +166,11 @@ class WindowPipeline:
 
     def first_window_end(self) -> float | None:
         """Stream time at which the first window ends, once both streams have started and
-        before any window came out (the warm-up countdown); ``None`` otherwise."""
+        before any window came out (the warm-up countdown); ``None`` otherwise. Only reads:
+        asking it never changes which window comes next."""
         if self.seq > 0:
             return None
-        k = self._next_index()
+        k = self._k if self._k is not None else self._first_index()
         return None if k is None else self.grid.point(k)
 
     def ready(self, now: float | None = None) -> list[GatedWindow]:
@@ -199,11 +200,15 @@ class WindowPipeline:
 
     def _next_index(self) -> int | None:
         if self._k is None:
-            t0s = [b.segment.t0 for b in self.buffers.values() if b.segment is not None]
-            if len(t0s) < 2 or any(math.isnan(t) for t in t0s):
-                return None
-            self._k = self.grid.first_index(max(t0s))
+            self._k = self._first_index()
         return self._k
+
+    def _first_index(self) -> int | None:
+        """The first window's grid index once both streams have started, else ``None``."""
+        t0s = [b.segment.t0 for b in self.buffers.values() if b.segment is not None]
+        if len(t0s) < 2 or any(math.isnan(t) for t in t0s):
+            return None
+        return self.grid.first_index(max(t0s))
 
     def _try(self, k: int, clock: float | None, now: float | None) -> GatedWindow | None:
         """Window ``k`` if it can be decided now, else ``None`` (wait for more data).

@@ -10,6 +10,7 @@ import pytest
 
 from dashboard.report import SessionReports, build_report, read_logs
 from models.bundle import Scores
+from models.pipeline.grid import WindowGrid
 from models.pipeline.phase import PhaseInfo
 from models.pipeline.pipeline import GatedWindow
 from neuroclip.cli import main
@@ -21,10 +22,13 @@ META = {
 }
 PLAN = [("baseline", None)] * 40 + [("rtms_train", None)] * 5 + [("inter_train", "drug")] * 30
 
+GRID = WindowGrid(window_s=10.0, hop_s=1.0, warmup_s=0.0)
+"""Windows of 10 s every second: each counts as a tenth of an independent one."""
+
 
 def write_log(folder: Path, session: str, p: float) -> Path:
     """A session log as the monitor writes it: baseline, a train (unusable), cue windows."""
-    scoring = SessionScoring(META, smoothing_windows=5, independent_fraction=0.1)
+    scoring = SessionScoring(META, smoothing_windows=5, grid=GRID)
     ident = Identity("room2", session, "neuroclip-default", "ab" * 32)
     lines = []
     rng = np.random.default_rng(len(session))

@@ -207,3 +207,38 @@ def test_a_window_is_released_by_its_last_fnirs_sample_not_the_next_one():
     pipeline.feed(Chunk("nirs", 1, nirs.data[j : j + 1], nirs.times[j : j + 1], t))
     (window,) = pipeline.ready(t)  # no later sample of either stream was needed
     assert window.t_end == pytest.approx(t_end, abs=1e-9)
+
+
+def test_the_warm_up_countdown_names_the_first_windows_end_and_changes_nothing():
+    """``first_window_end`` (the dashboard's countdown) gives the grid point the first window
+    ends on, at a real device rate, and asking it after every chunk leaves every window as
+    one offline call cuts it."""
+    params = SignalParams()
+    recording = synthetic(500.0, 7.8125)
+    pipeline = _pipeline(params)
+    assert pipeline.first_window_end() is None, "no stream yet"
+    for role, block in (("eeg", recording.eeg), ("nirs", recording.nirs)):
+        pipeline.start(role, 1, describe_block(block, role))
+    assert pipeline.first_window_end() is None, "no sample yet"
+    pipeline.start("markers", 1, None)
+    pipeline.feed(Chunk("markers", 1, list(recording.markers.labels), recording.markers.times, 0.0))
+    pipeline.markers_seen(np.inf)
+    got, due = [], []
+    for start in np.arange(0.0, 50.0, 1.0):
+        for block, role in ((recording.eeg, "eeg"), (recording.nirs, "nirs")):
+            t0 = block.times[0]
+            m = (block.times >= t0 + start) & (block.times < t0 + start + 1.0)
+            if m.any():
+                stamps = block.times[m]
+                data = block.data[m].astype(np.float32).astype(np.float64)  # as LSL sends
+                pipeline.feed(Chunk(role, 1, data, stamps, float(stamps[-1])))
+            due.append(pipeline.first_window_end())
+        got.extend(pipeline.ready())
+    got.extend(pipeline.finish())
+    want = offline(recording, params)
+    assert_same(got, want)
+    promised = {d for d in due if d is not None}
+    assert len(promised) == 1, "one first window, announced as soon as both streams started"
+    (end,) = promised
+    assert end <= want[0].t_end < end + 1 / recording.nirs.sfreq + 1e-9
+    assert pipeline.first_window_end() is None, "nothing to count down once windows came out"

@@ -11,12 +11,16 @@ import pytest
 
 from contract.messages import SCORE_SCHEMA
 from models.bundle import Scores
+from models.pipeline.grid import WindowGrid
 from models.pipeline.phase import PhaseInfo
 from models.pipeline.pipeline import GatedWindow
 from models.session_estimate import SessionCalibration, SessionTracker, hc_band_position
 from streamer.messages import Identity, SessionScoring, score_message
 
 CAL = SessionCalibration(a=1.0, b=0.0, window_sd=1.0)
+
+GRID = WindowGrid(window_s=10.0, hop_s=1.0, warmup_s=0.0)
+"""Windows of 10 s every second: each counts as a tenth of an independent one."""
 
 
 def test_the_interval_narrows_as_usable_windows_accumulate_and_unusable_ones_add_nothing():
@@ -90,7 +94,7 @@ def test_messages_carry_the_estimate_and_unusable_windows_carry_no_smoothed_valu
         "calibration": {"session": CAL.as_dict()},
         "reference": {"hc_session": {"p05": 0.1, "median": 0.3, "p95": 0.5}},
     }
-    scoring = SessionScoring(meta, smoothing_windows=5, independent_fraction=0.1)
+    scoring = SessionScoring(meta, smoothing_windows=5, grid=GRID)
     ident = Identity("site1", "P001-pre", "m", "0" * 64)
     first = scoring.add(_window(0, False), None)
     assert first is None and scoring.estimate() is None
