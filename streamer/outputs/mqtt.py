@@ -26,6 +26,8 @@ from streamer.config import MqttConfig
 logger = logging.getLogger(__name__)
 
 _PUBLISH_TIMEOUT_S = 5.0
+_CLOSE_TIMEOUT_S = 2.0
+"""How long a clean stop waits for the final status to be acknowledged."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,8 @@ class MqttPublisher:
         self._retained: dict[str, bytes] = {}
         self._retained_dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task | None = None
-        self._client = None
         self.connected = False
         self.sent = 0
         self.dropped = 0
@@ -81,25 +83,28 @@ class MqttPublisher:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Give the queue 2 s, then send the final status through the same publishing loop
+        and let that loop end by itself: cancelling it mid-publish leaves aiomqtt futures
+        whose errors asyncio prints as tracebacks at exit."""
         await self._drain(timeout_s=2.0)
-        import aiomqtt
-
         self.undelivered = len(self._queue)
         final = self._final_status() if self._final_status is not None else self._offline
-        client = self._client
-        if client is not None and self.connected:
-            try:
-                await client.publish(self.topic("status"), final, qos=1, retain=True, timeout=1.0)
-            except aiomqtt.MqttError as exc:
-                logger.warning("could not publish the final status: %s", exc)
-        else:
+        self.set_retained("status", final)
+        self._closing = True
+        self._wake.set()
+        task, connected = self._task, self.connected
+        if task is None:
+            return
+        if connected:
+            await asyncio.wait({task}, timeout=_CLOSE_TIMEOUT_S)
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if "status" in self._retained_dirty:
             logger.warning(
                 "broker unreachable at stop: the final status was not published (the broker "
                 "keeps the last will, which says the monitor vanished)"
             )
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _drain(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -160,7 +165,6 @@ class MqttPublisher:
         while True:
             try:
                 async with aiomqtt.Client(**self._client_kwargs()) as client:
-                    self._client = client
                     self.connected = True
                     if self.last_error is not None:
                         self.reconnects += 1
@@ -171,7 +175,10 @@ class MqttPublisher:
                     self._retained_dirty.update(self._retained)
                     delay = 0.2
                     await self._publish_loop(client)
+                    return  # closing: the final status went out; disconnect cleanly
             except aiomqtt.MqttError as exc:
+                if self._closing:
+                    return  # the final status is still unsent: __aexit__ says so
                 if self.connected or self.last_error is None:
                     logger.warning(
                         "MQTT broker %s:%d unreachable (%s); %d message(s) queued, retrying",
@@ -183,7 +190,6 @@ class MqttPublisher:
                 self.last_error = str(exc)
             finally:
                 self.connected = False
-                self._client = None
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(self.cfg.reconnect_max_s, delay * 2)
 
@@ -197,6 +203,8 @@ class MqttPublisher:
                 )
                 if self._retained.get(kind) is payload:
                     self._retained_dirty.discard(kind)
+            if self._closing:
+                return
             if self._queue:
                 head = self._queue[0]
                 await client.publish(

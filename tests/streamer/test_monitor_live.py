@@ -103,6 +103,7 @@ def test_monitor_scores_a_live_session_to_mqtt_lsl_and_the_log(tmp_path, broker,
     last = out.strip().splitlines()[-1]
     assert last.startswith(f"monitor stopped (duration reached): {len(logged)} window(s) scored")
     assert "not delivered" not in last
+    assert "Traceback" not in out, out[-3000:]
 
 
 def test_a_stop_with_the_broker_down_says_what_was_not_delivered(tmp_path, broker, lsl_env):
