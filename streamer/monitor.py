@@ -25,6 +25,7 @@ from models.bundle import Bundle
 from models.features import window_feature_names
 from models.pipeline.buffer import ClockJump
 from models.pipeline.compat import check_stream
+from models.pipeline.holding import HeldFeed
 from models.pipeline.pipeline import GatedWindow, WindowPipeline
 from models.pipeline.streams import Chunk, StreamDescription
 from streamer.config import MonitorConfig
@@ -91,7 +92,11 @@ def _local_clock() -> float:
 
 
 class Monitor:
-    """Watch one session; :meth:`run` until ``duration_s`` passes or the task is cancelled."""
+    """Watch one session; :meth:`run` until ``duration_s`` passes or the task is cancelled.
+
+    ``engine``: an inference engine already entered and shared with other monitors (the
+    rooms of one process, :mod:`streamer.rooms`); ``None``: the monitor runs its own.
+    """
 
     def __init__(
         self,
@@ -99,6 +104,7 @@ class Monitor:
         bundle: Bundle,
         *,
         clock: Callable[[], float] = _local_clock,
+        engine: InferenceEngine | None = None,
     ):
         self.cfg = cfg
         self.bundle = bundle
@@ -117,6 +123,7 @@ class Monitor:
             on_jump=self._clock_jump,
             nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
         )
+        self.feed = HeldFeed(self.pipeline)
         self.scoring = SessionScoring(
             bundle.meta, cfg.windows.smoothing_windows, self.pipeline.grid
         )
@@ -130,7 +137,9 @@ class Monitor:
         self.log: SessionLog | None = None
         self.mqtt: MqttPublisher | None = None
         self.outlet: ScoreOutlet | None = None
-        self.engine: InferenceEngine | None = None
+        self.engine: InferenceEngine | None = engine
+        self._own_engine = engine is None
+        self._markers: LslReader | None = None
         self.windows_emitted = 0
         self._in_flight: asyncio.Future | None = None
         self.log_path = Path(cfg.log.dir)
@@ -151,9 +160,10 @@ class Monitor:
         path = self.log_path = log_path(cfg.log.dir, cfg.site, cfg.session)
         try:
             async with contextlib.AsyncExitStack() as stack:
-                self.engine = await stack.enter_async_context(
-                    InferenceEngine(self.bundle, cfg.model.providers, cfg.model.threads)
-                )
+                if self._own_engine:
+                    self.engine = await stack.enter_async_context(
+                        InferenceEngine(self.bundle, cfg.model.providers, cfg.model.threads)
+                    )
                 self.log = await stack.enter_async_context(SessionLog(path, fsync=cfg.log.fsync))
                 if cfg.mqtt.enabled:
                     # the will is what the broker publishes if this process vanishes
@@ -178,6 +188,7 @@ class Monitor:
                     )
                     for role in ("eeg", "nirs", "markers")
                 }
+                self._markers = readers["markers"]
                 await self._wait_for_streams(readers)
                 if cfg.lsl_out.enabled:
                     self.outlet = await stack.enter_async_context(
@@ -311,11 +322,14 @@ class Monitor:
         if isinstance(event, SegmentStart):
             if role != "markers":
                 self._check_stream(role, event.description)
+                self.feed.flush(role)
             self.pipeline.start(role, event.segment, event.description)
             if event.segment > 1:
                 self._event("stream/found", self.clock(), role=role, stream=event.description.name)
             return
         if isinstance(event, StreamLost):
+            if role != "markers":
+                self.feed.flush(role)
             self.pipeline.lost(role)
             self._event("stream/lost", self.clock(), role=role, reason=event.reason)
             self._poll()  # windows whose data all arrived are scored now
@@ -331,8 +345,8 @@ class Monitor:
             return
         received_at = self.clock()
         started = time.perf_counter()
-        self.pipeline.feed(event)
-        self._poll(received_at, started)
+        if self.feed.add(event):
+            self._poll(received_at, started)
 
     def _poll(self, received_at: float | None = None, started: float | None = None) -> None:
         """Queue every window the pipeline releases, with the latency it has so far.
@@ -347,6 +361,9 @@ class Monitor:
             if received_at is not None:
                 stages["ingest"] = 1000 * (received_at - window.t_end)
             self._windows.put_nowait((window, stages))
+        needed = self.pipeline.markers_needed_after
+        if needed is not None and self._markers is not None:
+            self._markers.read_after(needed)  # the marker reader reports its next read
 
     def _clock_jump(self, role: str, jump: ClockJump) -> None:
         self._event(
@@ -366,6 +383,7 @@ class Monitor:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
+            self.feed.flush_waiting(self.clock())
             self._poll(None)
 
     async def _score_loop(self) -> None:

@@ -105,6 +105,10 @@ class WindowPipeline:
         self._k: int | None = None
         self._data_in_at: float | None = None
         """Local LSL time the next window's data was found complete (live)."""
+        self.markers_needed_after: float | None = None
+        """Live: the next window's data is in and it waits for a marker read that comes back
+        after this local LSL time (a reader may pull on demand instead of reporting every
+        empty read); ``None`` while no window waits for one."""
 
     # ------------------------------------------------------------------ input
 
@@ -168,8 +172,11 @@ class WindowPipeline:
         """Stream time at which the first window ends, once both streams have started and
         before any window came out (the warm-up countdown); ``None`` otherwise. Only reads:
         asking it never changes which window comes next."""
-        if self.seq > 0:
-            return None
+        return None if self.seq > 0 else self.next_window_end()
+
+    def next_window_end(self) -> float | None:
+        """Grid end of the next window to come out, once both streams have started;
+        ``None`` before. Only reads (a live feeder asks it to know when data matters)."""
         k = self._k if self._k is not None else self._first_index()
         return None if k is None else self.grid.point(k)
 
@@ -188,6 +195,7 @@ class WindowPipeline:
             self.seq += 1
             self._k = k + 1
             self._data_in_at = None
+            self.markers_needed_after = None
         return out
 
     def finish(self) -> list[GatedWindow]:
@@ -270,7 +278,11 @@ class WindowPipeline:
             return True
         if self._data_in_at is None:
             self._data_in_at = -math.inf if now is None else now
-        return self.markers_read_at >= self._data_in_at + MARKER_MARGIN_S
+        needed = self._data_in_at + MARKER_MARGIN_S
+        if self.markers_read_at >= needed:
+            return True
+        self.markers_needed_after = needed
+        return False
 
     def _misaligned(self, role: str, cut: Cut, t_end: float) -> bool:
         """Whether a stream's samples do not span the window (a drifting or jumping clock)."""

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 _PULL_TIMEOUT_S = 0.05
 _MARKER_PULL_TIMEOUT_S = 0.005
 """Markers are pulled often: a window whose data is in waits for a marker read after it."""
+_MARKER_HEARTBEAT_S = 0.5
+"""An empty marker read is reported when a window waits for one (:meth:`LslReader.read_after`)
+and otherwise at most this often, instead of two hundred times a second."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,13 @@ class LslReader:
         self._connected = threading.Event()
         self.description: StreamDescription | None = None
         self.error: BaseException | None = None
+        self._read_after: float | None = None
+        """Markers: report the first read that comes back after this local LSL time."""
+
+    def read_after(self, t: float) -> None:
+        """Markers: report (as :class:`MarkersRead`) the first read that comes back after
+        local LSL time ``t``; called from the loop, read by the thread."""
+        self._read_after = t
 
     async def __aenter__(self) -> LslReader:
         self._loop = asyncio.get_running_loop()
@@ -186,6 +196,7 @@ class LslReader:
         offset = self._measure_offset(inlet)
         next_sync = time.monotonic() + self._sync_interval
         expected_counter: int | None = None
+        reported = -float("inf")
         while not self._stop.is_set():
             try:
                 if buffer is None:
@@ -208,7 +219,8 @@ class LslReader:
             received = pylsl.local_clock()
             n = len(stamps)
             if n == 0:
-                if buffer is None:
+                if buffer is None and self._report_empty_read(received, reported):
+                    reported = received
                     self._emit(MarkersRead(self.role, received))
                 continue
             stamps = np.asarray(stamps, float) + offset
@@ -217,6 +229,7 @@ class LslReader:
                 self.health.on_samples(n, float(stamps[-1]), received, 0, 0)
                 self._emit(Chunk(self.role, segment, labels, stamps, received))
                 self._emit(MarkersRead(self.role, received))
+                reported = received
                 continue
             block = buffer[:n]
             gap = duplicates = 0
@@ -233,6 +246,13 @@ class LslReader:
             self.health.on_samples(len(stamps), float(stamps[-1]), received, gap, duplicates)
             self._emit(Chunk(self.role, segment, data, stamps, received, gap, duplicates))
         return None
+
+    def _report_empty_read(self, received: float, reported: float) -> bool:
+        """Whether an empty marker read at ``received`` is worth an event on the loop."""
+        wanted = self._read_after
+        return (
+            wanted is not None and reported < wanted <= received
+        ) or received - reported >= _MARKER_HEARTBEAT_S
 
     def _measure_offset(self, inlet, previous: float = 0.0) -> float:
         from pylsl.util import LostError, TimeoutError

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from models.pipeline.grid import replay_shift
+from models.pipeline.holding import HeldFeed
 from models.pipeline.pipeline import WindowPipeline
 from models.pipeline.recording import describe_block, recording_windows
 from models.pipeline.streams import Chunk
@@ -69,10 +70,13 @@ def offline(recording: Recording, params: SignalParams, chunk_s: float = 10.0):
     return recording_windows(_pipeline(params), recording, chunk_s=chunk_s)
 
 
-def live(recording: Recording, params: SignalParams, seed: int):
-    """As a monitor: random chunks, random delivery delays, markers on their own stream."""
+def live(recording: Recording, params: SignalParams, seed: int, held: HeldFeed | None = None):
+    """As a monitor: random chunks, random delivery delays, markers on their own stream.
+
+    ``held``: through a :class:`HeldFeed` on the returned pipeline, as the monitor feeds it
+    (windows asked for only when it fed the pipeline, and by a 100 ms timer)."""
     rng = np.random.default_rng(seed)
-    pipeline = _pipeline(params)
+    pipeline = held.pipeline if held is not None else _pipeline(params)
     events = []
     for block, role, most in ((recording.eeg, "eeg", 60), (recording.nirs, "nirs", 4)):
         pipeline.start(role, 1, describe_block(block, role))
@@ -91,11 +95,20 @@ def live(recording: Recording, params: SignalParams, seed: int):
         events.append((arrival, Chunk("markers", 1, [label], np.array([t]), arrival)))
     events.sort(key=lambda e: e[0])
     out = []
+    tick = events[0][0]
     for arrival, chunk in events:
-        pipeline.feed(chunk)
         # the marker reader came back a few ms ago
         pipeline.markers_seen(arrival - 0.006)
+        if held is None or chunk.role == "markers":
+            pipeline.feed(chunk)
+        elif not held.add(chunk) and arrival < tick:
+            continue
+        if held is not None and arrival >= tick:
+            tick = arrival + 0.1
+            held.flush_waiting(arrival)
         out.extend(pipeline.ready(arrival))
+    if held is not None:
+        held.flush()  # a stream's loss flushes what is held first
     for role in ("eeg", "nirs", "markers"):  # the outlets close after their last sample
         pipeline.lost(role)
     out.extend(pipeline.ready(events[-1][0]))
@@ -134,6 +147,32 @@ def test_any_chunking_and_jitter_give_the_windows_of_one_call(eeg_rate, nirs_rat
         assert 0 <= w.t_end - k * params.windows.hop_s < 1 / nirs_rate + 1e-9
     assert any(w.usable for w in reference)
     assert any(w.phase.cue == "drug" for w in reference), "the markers reach the windows"
+
+
+@pytest.mark.parametrize(("eeg_rate", "nirs_rate"), [(500.0, 10.0), (1000.0, 7.8125)])
+def test_chunks_held_back_and_fed_together_give_the_same_windows_with_far_fewer_calls(
+    eeg_rate, nirs_rate
+):
+    params = SignalParams()
+    recording = synthetic(eeg_rate, nirs_rate)
+    reference = offline(recording, params)
+    held = HeldFeed(_pipeline(params))
+    assert_same(live(recording, params, seed=3, held=held), reference)
+    chunks = live_chunk_count(recording, seed=3)
+    assert held.fed_calls < chunks / 4, (held.fed_calls, chunks)
+
+
+def live_chunk_count(recording: Recording, seed: int) -> int:
+    """How many signal chunks :func:`live` delivers for ``seed``."""
+    rng = np.random.default_rng(seed)
+    count = 0
+    for block, most in ((recording.eeg, 60), (recording.nirs, 4)):
+        pos = 0
+        while pos < block.n_samples:
+            pos = min(block.n_samples, pos + int(rng.integers(1, most)))
+            rng.uniform(0.0005, 0.04)
+            count += 1
+    return count
 
 
 def test_a_replay_shifted_by_a_whole_hop_keeps_every_window():

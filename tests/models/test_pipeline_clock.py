@@ -7,6 +7,7 @@ import pytest
 
 from models.io.stream_desc import StreamLayout
 from models.pipeline.buffer import ClockJump
+from models.pipeline.holding import HeldFeed
 from models.pipeline.pipeline import WindowPipeline
 from models.pipeline.streams import Chunk, StreamDescription
 from models.signals import NirsLayout
@@ -39,7 +40,7 @@ class FakeSession:
     its samples come (a clock jump); moving ``t0`` moves when they come (an outage).
     """
 
-    def __init__(self, speed: float = 1.0):
+    def __init__(self, speed: float = 1.0, held: bool = False):
         params = SignalParams()
         self.jumps = {"eeg": [], "nirs": []}
         self.pipeline = WindowPipeline(
@@ -51,6 +52,8 @@ class FakeSession:
             on_jump=self._record_jump,
         )
         self.buffers = self.pipeline.buffers
+        self.held = HeldFeed(self.pipeline) if held else None
+        """Feed as the monitor does (:class:`HeldFeed`), else each chunk to its buffer."""
         self.rng = np.random.default_rng(0)
         self.speed = speed
         self.segment = {"eeg": 0, "nirs": 0}
@@ -87,8 +90,14 @@ class FakeSession:
                     0 if role == "eeg" else 1.0
                 )
                 stamps = self.t0[role] + self.shift[role] + np.arange(self.sent[role], due) / rate
-                self.buffers[role].add(Chunk(role, self.segment[role], data, stamps, self.wall))
+                chunk = Chunk(role, self.segment[role], data, stamps, self.wall)
+                if self.held is not None:
+                    self.held.add(chunk)
+                else:
+                    self.buffers[role].add(chunk)
                 self.sent[role] = due
+            if self.held is not None:
+                self.held.flush_waiting(self.wall)
             self.windows.extend(self.pipeline.ready(self.wall))
 
 
@@ -118,9 +127,9 @@ def test_a_silent_stream_yields_late_windows_and_scoring_resumes_after_a_restart
     assert s.windows[-1].window is not None
 
 
-def _jumped_and_steady(speed: float) -> tuple[FakeSession, FakeSession]:
+def _jumped_and_steady(speed: float, held: bool = False) -> tuple[FakeSession, FakeSession]:
     """The same session twice: once with clock jumps while samples keep coming, once without."""
-    jumped, steady = FakeSession(speed), FakeSession(speed)
+    jumped, steady = FakeSession(speed, held), FakeSession(speed, held)
     for s in (jumped, steady):
         s.advance(20.0)
     jumped.shift["nirs"] += 5.0  # the fNIRS device's clock jumps 5 s ahead
@@ -191,3 +200,18 @@ def test_a_stream_whose_clock_jumps_back_further_than_max_wait_is_waited_for_not
     stream_trouble = {"nirs_late", "eeg_late", "nirs_restart", "warmup", "nirs_incomplete"}
     assert all(not stream_trouble & set(w.reasons) for w in last), [w.reasons for w in last]
     assert [w.seq for w in s.windows] == list(range(len(s.windows)))
+
+
+@pytest.mark.parametrize("speed", [1.0, 10.0])
+def test_chunks_held_back_meet_every_clock_jump_as_chunk_by_chunk(speed):
+    direct, _ = _jumped_and_steady(speed)
+    held, _ = _jumped_and_steady(speed, held=True)
+    assert held.jumps == direct.jumps and len(direct.jumps["nirs"]) == 2
+    assert [(w.seq, w.t_end, w.reasons) for w in held.windows] == [
+        (w.seq, w.t_end, w.reasons) for w in direct.windows
+    ]
+    for a, b in zip(held.windows, direct.windows, strict=True):
+        if a.window is not None:
+            np.testing.assert_array_equal(a.window.eeg, b.window.eeg)
+            np.testing.assert_array_equal(a.window.nirs, b.window.nirs)
+    assert held.held.fed_calls < 0.6 * 2 * 10 * 70  # 100 ms chunks of two streams, 70 s
