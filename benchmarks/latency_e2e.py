@@ -3,8 +3,10 @@
 Processes, all on this machine: a Mosquitto broker on loopback; one *pusher* that streams
 ``--sessions`` synthetic patients (EEG 32+1 ch at 500 Hz and fNIRS 36+1 ch at 10 Hz, plus
 markers) through real LSL outlets in real time, pushing every 10 ms and logging when each
-chunk was pushed; one ``neuroclip monitor`` process per session with the default model;
-and one independent subscriber process that stamps every score's arrival on the LSL clock.
+chunk was pushed; the monitors with the default model, either one ``neuroclip monitor``
+process per session (``--mode processes``) or one process serving every session as a room
+of a rooms file (``--mode rooms``); and one independent subscriber process that stamps
+every score's arrival on the LSL clock.
 
 For each score, the latency is its arrival time minus the push time of the chunk that held
 the window's last sample (the later of EEG and fNIRS), and its *age* is its arrival time
@@ -13,9 +15,13 @@ behind a score is when a subscriber gets it, pushing granularity included. The m
 own per-stage figures (``latency_ms`` in each message) are summarised beside it, and each
 monitor's CPU use is read from /proc at the end.
 
-Run: ``.venv/bin/python benchmarks/latency_e2e.py --sessions 1 --seconds 180`` and
-``--sessions 8 --seconds 120`` (needs Mosquitto and the bench extra; uses
-LSLAPICFG=configs/lsl/loopback.cfg).
+"In real time" is checked, not assumed: ``scored`` counts the scores that reached the
+subscriber against ``expected``, the windows the session held, and ``age_p99_ms`` says
+whether they came while still fresh.
+
+Run: ``.venv/bin/python benchmarks/latency_e2e.py --sessions 1 --seconds 180``, or side by
+side in one run ``--compare 8,16,32 --seconds 90`` (both modes for each count, in turn;
+needs Mosquitto and the bench extra; uses LSLAPICFG=configs/lsl/loopback.cfg).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 PUSH_PERIOD_S = 0.01
+WARMUP_S = 2.0
+WINDOW_S = 10.0
+"""The default bundle's window length (s)."""
 
 
 def _free_port() -> int:
@@ -146,7 +155,57 @@ def run_subscriber(port: int, out: Path, seconds: float) -> None:
     (out / "arrivals.json").write_text(json.dumps(rows))
 
 
-def orchestrate(sessions: int, seconds: float, hop_s: float, stagger: bool) -> dict:
+def _monitor_settings(prefix: str, s: int, port: int, hop_s: float, work: Path) -> dict:
+    """One session's monitor keys (a configuration file, or a room of a rooms file)."""
+    return {
+        "site": "bench",
+        "session": f"S{s}",
+        "status_interval_s": 5.0,
+        "streams": {
+            "eeg": {"name": f"{prefix}{s}-EEG"},
+            "nirs": {"name": f"{prefix}{s}-NIRS"},
+            "markers": {"name": f"{prefix}{s}-Markers"},
+            "resolve_timeout_s": 60.0,
+        },
+        "windows": {"warmup_s": WARMUP_S, "hop_s": hop_s},
+        "mqtt": {"port": port},
+        "lsl_out": {"name": f"{prefix}-Scores"},
+        "log": {"dir": str(work / "logs")},
+    }
+
+
+def _start_monitors(
+    mode: str, prefix: str, sessions: int, port: int, hop_s: float, work: Path, env: dict
+) -> list[subprocess.Popen]:
+    configs = [_monitor_settings(prefix, s, port, hop_s, work) for s in range(sessions)]
+    if mode == "rooms":
+        rooms = [{k: c[k] for k in ("site", "session", "streams")} for c in configs]
+        shared = {k: v for k, v in configs[0].items() if k not in ("site", "session", "streams")}
+        shared["streams"] = {"resolve_timeout_s": 60.0}
+        files = [work / "rooms.json"]
+        files[0].write_text(json.dumps({**shared, "rooms": rooms}))
+    else:
+        files = []
+        for s, cfg in enumerate(configs):
+            files.append(work / f"monitor{s}.json")
+            files[-1].write_text(json.dumps(cfg))
+    monitors = []
+    for path in files:
+        with open(work / f"{path.stem}.log", "w") as log:  # the child keeps its own copy
+            monitors.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "neuroclip", "monitor", "--config", str(path)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
+    return monitors
+
+
+def orchestrate(
+    sessions: int, seconds: float, hop_s: float, stagger: bool, mode: str = "processes"
+) -> dict:
     import psutil
 
     work = Path(tempfile.mkdtemp(prefix="neuroclip-bench-"))
@@ -201,33 +260,7 @@ def orchestrate(sessions: int, seconds: float, hop_s: float, stagger: bool) -> d
     deadline = time.monotonic() + 120
     while not (work / "t_start.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # the outlets exist once the pusher wrote its start time
-    monitors = []
-    for s in range(sessions):
-        cfg = {
-            "site": "bench",
-            "session": f"S{s}",
-            "status_interval_s": 5.0,
-            "streams": {
-                "eeg": {"name": f"{prefix}{s}-EEG"},
-                "nirs": {"name": f"{prefix}{s}-NIRS"},
-                "markers": {"name": f"{prefix}{s}-Markers"},
-                "resolve_timeout_s": 60.0,
-            },
-            "windows": {"warmup_s": 2.0, "hop_s": hop_s},
-            "mqtt": {"port": port},
-            "lsl_out": {"name": f"{prefix}-Scores"},
-            "log": {"dir": str(work / "logs")},
-        }
-        path = work / f"monitor{s}.json"
-        path.write_text(json.dumps(cfg))
-        monitors.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "neuroclip", "monitor", "--config", str(path)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=open(work / f"monitor{s}.log", "w"),  # noqa: SIM115
-            )
-        )
+    monitors = _start_monitors(mode, prefix, sessions, port, hop_s, work, env)
     pusher.wait()
     cpu = []
     for proc in monitors:
@@ -240,12 +273,13 @@ def orchestrate(sessions: int, seconds: float, hop_s: float, stagger: bool) -> d
     subscriber.wait()
     broker.terminate()
     broker.wait()
-    result = analyse(work, sessions, cpu)
+    result = analyse(work, sessions, cpu, seconds, hop_s)
+    result["mode"] = mode
     result["stagger"] = stagger
     return result
 
 
-def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
+def analyse(work: Path, sessions: int, cpu: list[float], seconds: float, hop_s: float) -> dict:
     starts = json.loads((work / "t_start.json").read_text())["t_start"]
     pushes = np.load(work / "pushes.npz")
     rows = json.loads((work / "arrivals.json").read_text())
@@ -265,9 +299,13 @@ def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
             if value is not None:
                 stages.setdefault(stage, []).append(value)
     lat = np.asarray(latencies)
+    # the windows each session's monitor could cut: its streams ran `seconds` from t_start,
+    # the first window ending a warm-up plus a window length in
+    expected = sessions * int((seconds - WARMUP_S - WINDOW_S) / hop_s)
     return {
         "sessions": sessions,
         "scores": int(lat.size),
+        "expected_at_least": expected,
         "usable": int(sum(r["usable"] for r in rows)),
         "e2e_p50_ms": round(float(np.percentile(lat, 50)), 2),
         "e2e_p99_ms": round(float(np.percentile(lat, 99)), 2),
@@ -277,6 +315,7 @@ def analyse(work: Path, sessions: int, cpu: list[float]) -> dict:
         "stage_p50_ms": {k: round(float(np.percentile(v, 50)), 2) for k, v in stages.items()},
         "stage_p99_ms": {k: round(float(np.percentile(v, 99)), 2) for k, v in stages.items()},
         "monitor_cpu_percent": [round(100 * c, 1) for c in cpu],
+        "cpu_percent_per_room": round(100 * sum(cpu) / sessions, 1),
         "work": str(work),
     }
 
@@ -296,6 +335,17 @@ def main() -> None:
         help="start session s s*hop/sessions later (default: all windows due at once)",
     )
     parser.add_argument("--offset", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--mode",
+        choices=["processes", "rooms"],
+        default="processes",
+        help="one monitor process per session, or one process serving every session as a room",
+    )
+    parser.add_argument(
+        "--compare",
+        help="comma-separated session counts: run both modes for each, in turn, and print a "
+        "table (e.g. 8,16,32)",
+    )
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -303,9 +353,31 @@ def main() -> None:
         run_pusher(args.prefix, args.sessions, args.seconds, args.out, args.offset)
     elif args.role == "subscriber":
         run_subscriber(args.port, args.out, args.seconds)
+    elif args.compare:
+        rows = []
+        for n in [int(x) for x in args.compare.split(",")]:
+            for mode in ("rooms", "processes"):
+                rows.append(orchestrate(n, args.seconds, args.hop, args.stagger, mode))
+                print(json.dumps(rows[-1]), flush=True)
+        print(_table(rows))
     else:
-        result = orchestrate(args.sessions, args.seconds, args.hop, args.stagger)
+        result = orchestrate(args.sessions, args.seconds, args.hop, args.stagger, args.mode)
         print(json.dumps(result, indent=1))
+
+
+def _table(rows: list[dict]) -> str:
+    """The comparison as a Markdown table."""
+    lines = [
+        "| rooms | mode | scored / expected | e2e p50 | e2e p99 | age p99 | CPU per room |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['sessions']} | {r['mode']} | {r['scores']} / {r['expected_at_least']} | "
+            f"{r['e2e_p50_ms']} ms | {r['e2e_p99_ms']} ms | {r['age_p99_ms']} ms | "
+            f"{r['cpu_percent_per_room']} % |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

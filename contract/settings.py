@@ -19,7 +19,7 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +71,7 @@ def load_config(
     name: str,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    layers: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
 ) -> T:
     """Build a frozen configuration object of type ``schema``.
 
@@ -87,13 +88,18 @@ def load_config(
         Dotted keys to values, applied last (the CLI's explicit flags).
     environ
         The environment to read overrides from; ``os.environ`` when ``None``.
+    layers
+        ``(source, mapping)`` pairs that stand for the file's contents, in order of
+        increasing precedence, instead of reading ``path`` (which still names the file in
+        messages): a rooms file's shared keys, then one room's. Secrets are refused in
+        every layer as in a file.
     """
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    if path is not None:
-        path = Path(path)
-        file_data = _read_yaml(path)
-        _overlay(merged, sources, file_data, str(path), prefix="")
+    if layers is None:
+        layers = [] if path is None else [(str(path), read_yaml(Path(path)))]
+    for source, data in layers:
+        _overlay(merged, sources, data, source, prefix="")
     env = os.environ if environ is None else environ
     env_prefix = f"{ENV_PREFIX}{name.upper()}__"
     for var, raw in sorted(env.items()):
@@ -105,7 +111,12 @@ def load_config(
         if value is not None:
             _set_dotted(merged, dotted, value)
             sources[dotted] = "the command line"
-    context = _Context(name=name, sources=sources, file=None if path is None else str(path))
+    context = _Context(
+        name=name,
+        sources=sources,
+        file=None if path is None else str(path),
+        file_sources=frozenset(source for source, _ in layers),
+    )
     return _build(schema, merged, prefix="", context=context)
 
 
@@ -146,6 +157,8 @@ class _Context:
     name: str
     sources: dict[str, str]
     file: str | None
+    file_sources: frozenset[str] = frozenset()
+    """Sources that are (parts of) files: secrets are refused there."""
 
     def source_of(self, key: str) -> str:
         probe = key
@@ -160,7 +173,9 @@ class _Context:
         return f"set {key} {where}, or with {env_var_for(self.name, key)}."
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping a configuration file holds, or a :class:`ConfigError` saying what is
+    wrong with the file (missing, not YAML, not a mapping)."""
     if not path.is_file():
         raise ConfigError(
             f"Configuration file {path} does not exist.",
@@ -284,7 +299,7 @@ def _merged(base: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
 
 def _refuse_secret_in_file(key: str, context: _Context) -> None:
     source = context.source_of(key)
-    if context.file is not None and source == context.file:
+    if source in context.file_sources or (context.file is not None and source == context.file):
         raise ConfigError(
             f"'{key}' is set in {context.file}: secrets are never read from configuration "
             "files (the value is not shown).",

@@ -10,6 +10,7 @@ turns logits into the calibrated score, its interval and the prototype distances
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -275,6 +276,10 @@ class Scores:
     """Cosine distance of the embedding to the healthy-control prototype, ``(B,)``."""
     distance_ma: np.ndarray
     embedding: np.ndarray
+
+    def row(self, i: int) -> Scores:
+        """The scores of window ``i`` alone, as a batch of one."""
+        return Scores(*(getattr(self, f.name)[i : i + 1] for f in dataclasses.fields(self)))
 
 
 class BundleScorer:

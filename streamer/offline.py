@@ -34,12 +34,6 @@ class WindowOptions:
     smoothing_windows: int = 5
 
 
-def _slice(scores: Scores, i: int) -> Scores:
-    return Scores(
-        *(getattr(scores, f)[i : i + 1] for f in Scores.__dataclass_fields__)  # type: ignore[arg-type]
-    )
-
-
 class OfflineScorer:
     """Score whole recordings with one bundle; see the module docstring."""
 
@@ -112,7 +106,7 @@ class OfflineScorer:
             feeds = self.scorer.window_feeds([w.window for w in batch], names)
             result = self.scorer.score(**feeds)
             for i, w in enumerate(batch):
-                scores[w.seq] = _slice(result, i)
+                scores[w.seq] = result.row(i)
         ident = Identity(site, session, self.bundle.meta["name"], self.bundle.sha256)
         scoring = SessionScoring(self.bundle.meta, self.options.smoothing_windows, pipeline.grid)
         records = []
