@@ -189,11 +189,15 @@ class Rooms:
                 for i, m in enumerate(self.monitors)
             ]
             try:
-                await asyncio.gather(*tasks)
-            finally:  # a stop: every room publishes its window in flight and final status
+                # unlike gather, wait leaves the rooms running when this task is cancelled
+                await asyncio.wait(tasks)
+            except asyncio.CancelledError:
+                # a stop: each room is cancelled once (a second cancel would cut its clean
+                # stop short: the window in flight, the summary, the final status)
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.wait(tasks)
+                raise
         return self.result()
 
     async def _room(self, i: int, monitor: Monitor) -> None:

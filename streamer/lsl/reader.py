@@ -4,11 +4,12 @@
 the configured stream and opens an inlet (:mod:`streamer.lsl.resolve`, as the recorder
 does) and pulls chunks into a preallocated array; each chunk is stamped on this machine's
 LSL clock (``time_correction``, re-measured every few seconds; 0 for an outlet on this
-machine),
-checked against the stream's sample counter when it has one, and handed to the event loop
-with ``call_soon_threadsafe``. When the outlet disappears the thread reports it, resolves
-the stream again and resumes with a new *segment* (a fresh start for the preprocessing),
-without anyone restarting the monitor. Exiting stops and joins the thread.
+machine), checked against the stream's sample counter when it has one, and handed to the
+event loop with ``call_soon_threadsafe``. A marker stream is read every 50 ms, and at once
+when a window waits for a read (:meth:`LslReader.read_after`), rather than polled every
+few ms. When the outlet disappears the thread reports it, resolves the stream again and
+resumes with a new *segment* (a fresh start for the preprocessing), without anyone
+restarting the monitor. Exiting stops and joins the thread.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from streamer.lsl.resolve import on_this_machine, open_inlet
 logger = logging.getLogger(__name__)
 
 _PULL_TIMEOUT_S = 0.05
-_MARKER_PULL_TIMEOUT_S = 0.005
-"""Markers are pulled often: a window whose data is in waits for a marker read after it."""
+_MARKER_POLL_S = 0.05
+"""Markers are read this often, and at once when a window waits for a read
+(:meth:`LslReader.read_after`): a window whose data is in waits for a marker read that came
+back after it, and the reader makes that read when asked instead of polling every few ms."""
 _MARKER_HEARTBEAT_S = 0.5
-"""An empty marker read is reported when a window waits for one (:meth:`LslReader.read_after`)
-and otherwise at most this often, instead of two hundred times a second."""
+"""An empty marker read nobody asked for is reported at most this often."""
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,18 @@ class LslReader:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = threading.Event()
+        self._wake = threading.Event()
         self.description: StreamDescription | None = None
         self.error: BaseException | None = None
         self._read_after: float | None = None
         """Markers: report the first read that comes back after this local LSL time."""
 
     def read_after(self, t: float) -> None:
-        """Markers: report (as :class:`MarkersRead`) the first read that comes back after
-        local LSL time ``t``; called from the loop, read by the thread."""
-        self._read_after = t
+        """Markers: read the inlet once local LSL time ``t`` has passed and report it (as
+        :class:`MarkersRead`); called from the loop, served by the thread."""
+        if self._read_after != t:
+            self._read_after = t
+            self._wake.set()
 
     async def __aenter__(self) -> LslReader:
         self._loop = asyncio.get_running_loop()
@@ -126,6 +131,7 @@ class LslReader:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5.0)
 
@@ -189,28 +195,24 @@ class LslReader:
         segment: int,
     ) -> str | None:
         """Pull until the stream is lost (return why) or the reader stops (return None)."""
+        if description.string:
+            return self._marker_loop(pylsl, lost_error, inlet, segment)
         layout = description.layout
         width = description.channel_count
         capacity = max(64, round(max(description.nominal_rate, 10.0) * 2))
-        buffer = None if description.string else np.zeros((capacity, width), np.float32)
+        buffer = np.zeros((capacity, width), np.float32)
         offset = self._measure_offset(inlet)
         next_sync = time.monotonic() + self._sync_interval
         expected_counter: int | None = None
-        reported = -float("inf")
         while not self._stop.is_set():
             try:
-                if buffer is None:
-                    samples, stamps = inlet.pull_chunk(
-                        timeout=_MARKER_PULL_TIMEOUT_S, max_samples=capacity, min_samples=1
-                    )
-                else:
-                    samples, stamps = inlet.pull_chunk(
-                        timeout=_PULL_TIMEOUT_S,
-                        max_samples=capacity,
-                        dest_obj=buffer,
-                        min_samples=1,
-                        as_numpy=True,
-                    )
+                _, stamps = inlet.pull_chunk(  # the samples land in ``buffer``
+                    timeout=_PULL_TIMEOUT_S,
+                    max_samples=capacity,
+                    dest_obj=buffer,
+                    min_samples=1,
+                    as_numpy=True,
+                )
                 if time.monotonic() >= next_sync:
                     offset = self._measure_offset(inlet, offset)
                     next_sync = time.monotonic() + self._sync_interval
@@ -219,18 +221,8 @@ class LslReader:
             received = pylsl.local_clock()
             n = len(stamps)
             if n == 0:
-                if buffer is None and self._report_empty_read(received, reported):
-                    reported = received
-                    self._emit(MarkersRead(self.role, received))
                 continue
             stamps = np.asarray(stamps, float) + offset
-            if buffer is None:
-                labels = [_decode(row[0]) for row in samples]
-                self.health.on_samples(n, float(stamps[-1]), received, 0, 0)
-                self._emit(Chunk(self.role, segment, labels, stamps, received))
-                self._emit(MarkersRead(self.role, received))
-                reported = received
-                continue
             block = buffer[:n]
             gap = duplicates = 0
             if layout is not None and layout.counter_column is not None:
@@ -247,12 +239,37 @@ class LslReader:
             self._emit(Chunk(self.role, segment, data, stamps, received, gap, duplicates))
         return None
 
-    def _report_empty_read(self, received: float, reported: float) -> bool:
-        """Whether an empty marker read at ``received`` is worth an event on the loop."""
-        wanted = self._read_after
-        return (
-            wanted is not None and reported < wanted <= received
-        ) or received - reported >= _MARKER_HEARTBEAT_S
+    def _marker_loop(self, pylsl, lost_error: type[Exception], inlet, segment: int) -> str | None:
+        """Read markers every :data:`_MARKER_POLL_S`, and when a window waits for a read;
+        return why the stream was lost, or None when the reader stops."""
+        offset = self._measure_offset(inlet)
+        next_sync = time.monotonic() + self._sync_interval
+        reported = -float("inf")
+        while not self._stop.is_set():
+            self._wake.wait(_MARKER_POLL_S)
+            self._wake.clear()
+            wanted = self._read_after
+            asked = wanted is not None and wanted > reported
+            if asked and (early := wanted - pylsl.local_clock()) > 0:
+                time.sleep(early)  # a read counts only once that instant has passed
+            try:
+                samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=1024)
+                if time.monotonic() >= next_sync:
+                    offset = self._measure_offset(inlet, offset)
+                    next_sync = time.monotonic() + self._sync_interval
+            except lost_error:
+                return "outlet gone"
+            received = pylsl.local_clock()
+            if stamps:
+                times = np.asarray(stamps, float) + offset
+                labels = [_decode(row[0]) for row in samples]
+                self.health.on_samples(len(labels), float(times[-1]), received, 0, 0)
+                self._emit(Chunk(self.role, segment, labels, times, received))
+            elif not asked and received - reported < _MARKER_HEARTBEAT_S:
+                continue
+            reported = received
+            self._emit(MarkersRead(self.role, received))
+        return None
 
     def _measure_offset(self, inlet, previous: float = 0.0) -> float:
         from pylsl.util import LostError, TimeoutError
