@@ -19,9 +19,9 @@ A figure that rests on too few subjects is flagged in the model's ``few_subjects
 group, an rTMS shift from fewer than :data:`MIN_RTMS_PAIRS` MA subjects with both sessions, a
 craving correlation over fewer than :data:`MIN_CRAVING_SUBJECTS` subjects.
 
-This module imports torch and scikit-learn only inside :func:`cross_validate`; scoring a
-bundle's outputs (:func:`summarise`) needs numpy and scipy alone, so ``neuroclip evaluate
---model`` runs without the ``train`` extra.
+This module imports torch and scikit-learn only inside the functions that train (those of
+:func:`cross_validate`); scoring a bundle's outputs (:func:`summarise`) needs numpy and scipy
+alone, so ``neuroclip evaluate --model`` runs without the ``train`` extra.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 from models.dataset import LABELED_SESSIONS, WindowSet
+from models.distributed import SINGLE, DistContext
 from models.folds import subject_folds
 from models.session_estimate import (
     SessionCalibration,
@@ -114,15 +115,16 @@ def cross_validate(
     progress: Callable[[str], None] | None = None,
     bars: bool = False,
     deep_models: tuple[str, ...] = tuple(DEEP),
+    dist: DistContext | None = None,
 ) -> dict[str, Any]:
     """Train and score every model per fold; return the report dictionary.
 
     ``deep_models`` limits the deep models trained (benchmarks comparing fusion variants);
-    the hand-crafted references always run.
+    the hand-crafted references always run. With ``dist`` of several processes (each holding
+    the same ``ws``), the (fold, model) trainings are dealt out to the ranks in turn, each
+    trained as one process would from its seed, and gathered: every rank returns the same
+    report (``train_seconds`` sums the ranks' times).
     """
-    from contract.errors import TrainingFailedError
-    from models.training import fit_feature_model, predict, select_device, train_model
-
     started = time.perf_counter()
     folds = subject_folds(ws.subject, ws.group, k, cfg.seed)
     usable = ws.take(ws.usable)
@@ -140,47 +142,57 @@ def cross_validate(
     warnings: dict[str, list[str]] = {name: [] for name in names}
     gates: dict[str, list[bool]] = {name: [] for name in variants}
     timing: dict[str, float] = {}
-    for f, test_subjects in enumerate(folds):
+    splits = []
+    for test_subjects in folds:
         test_mask = np.isin(usable.subject, test_subjects)
-        train, test = ws.take(~np.isin(ws.subject, test_subjects)), usable.take(test_mask)
-        for name, variant in variants.items():
-            if progress:
-                progress(f"fold {f + 1}/{k}: {name}")
-            t0 = time.perf_counter()
-            try:
-                trained = train_model(train, variant, progress=bars)
-            except TrainingFailedError as exc:
-                # one failed model must not sink the others: its sessions get no score
-                warnings[name].append(f"fold {f + 1}: training failed: {exc.message}")
-                timing[name] = timing.get(name, 0.0) + time.perf_counter() - t0
-                continue
-            raw, _ = predict(trained.model, test, select_device("cpu"))
-            fold_logits = raw.mean(axis=1)
-            calibration = trained.session_calibration
-            temperature[name][test_mask] = trained.temperature
-            gates[name].append(
-                bool(trained.validation["gate"] or trained.validation.get("stacked"))
-            )
-            warnings[name] += [f"fold {f + 1}: {w}" for w in trained.validation["warnings"]]
-            timing[name] = timing.get(name, 0.0) + time.perf_counter() - t0
-            logits[name][test_mask] = fold_logits
-            estimates[name].update(session_estimates(test, fold_logits, calibration, independent))
-        for name, mods in HANDCRAFTED.items():
-            t0 = time.perf_counter()
-            model = fit_feature_model(
-                train, np.ones(len(train), bool), replace(cfg, modalities=mods)
-            )
-            fold_logits = model.logits(test.features)
-            temperature[name][test_mask] = model.window_temperature
-            logits[name][test_mask] = fold_logits
-            estimates[name].update(
-                session_estimates(test, fold_logits, model.calibration, independent)
-            )
-            if model.inner_auc is not None and model.inner_auc <= 0.6:
-                warnings[name].append(
-                    f"fold {f + 1}: inner-CV subject AUC {model.inner_auc:.2f}: no signal found"
+        splits.append((test_mask, ~np.isin(ws.subject, test_subjects)))
+    tasks = [(f, name) for f in range(len(folds)) for name in [*variants, *HANDCRAFTED]]
+    ctx = dist if dist is not None else SINGLE
+    cost = {
+        n: TASK_COST.get(len(variants[n].modalities) if n in variants else 0, 1.0) for n in names
+    }
+    owner = _deal([cost[name] for _, name in tasks], ctx.world_size)
+    mine: dict[tuple[int, str], dict[str, Any]] = {}
+    error: BaseException | None = None
+    for (f, name), rank in zip(tasks, owner, strict=True):
+        # the trainings are shared among the ranks; each is one process's, from its seed
+        if rank != ctx.rank or error is not None:
+            continue
+        test_mask, train_rows = splits[f]
+        train, test = ws.take(train_rows), usable.take(test_mask)
+        try:
+            if name in variants:
+                if progress:
+                    progress(f"fold {f + 1}/{k}: {name}")
+                mine[f, name] = _deep_fold(train, test, variants[name], bars)
+            else:
+                mine[f, name] = _handcrafted_fold(
+                    train, test, replace(cfg, modalities=HANDCRAFTED[name])
                 )
-            timing[name] = timing.get(name, 0.0) + time.perf_counter() - t0
+        except Exception as exc:  # every rank must hear of it before it is raised
+            if not ctx.enabled:
+                raise
+            error = exc
+    ctx.agree(error)
+    results = {key: r for part in ctx.gather(mine) for key, r in part.items()}
+    for f, name in tasks:  # in the one-process order: warnings and timings alike
+        result, (test_mask, _) = results[f, name], splits[f]
+        timing[name] = timing.get(name, 0.0) + result["seconds"]
+        if name in variants:
+            if "failed" in result:
+                # one failed model must not sink the others: its sessions get no score
+                warnings[name].append(f"fold {f + 1}: training failed: {result['failed']}")
+                continue
+            gates[name].append(result["gate"])
+            warnings[name] += [f"fold {f + 1}: {w}" for w in result["warnings"]]
+        elif result["warnings"]:
+            warnings[name] += [f"fold {f + 1}: {w}" for w in result["warnings"]]
+        temperature[name][test_mask] = result["temperature"]
+        logits[name][test_mask] = result["logits"]
+        test = usable.take(test_mask)
+        estimates[name].update(
+            session_estimates(test, result["logits"], result["calibration"], independent)
+        )
     probs = {name: _sigmoid(logits[name] / temperature[name]) for name in names}
     report = summarise(usable, probs, estimates, warnings)
     for name, g in gates.items():
@@ -202,6 +214,66 @@ def cross_validate(
             name: report["by_model"][name]["auc"] for name in ["fusion", *ABLATIONS, "handcrafted"]
         }
     return report
+
+
+TASK_COST = {2: 4.0, 1: 1.5, 0: 0.25}
+"""Rough relative cost of a fold's training by the number of modalities of a deep model (0:
+a hand-crafted reference), for dealing them out to ranks (the development cohorts: fusion
+trains stage 1 too)."""
+
+
+def _deal(costs: list[float], world_size: int) -> list[int]:
+    """The rank of each task: the costliest first, each to the least loaded rank (lowest on a
+    tie); the same on every rank."""
+    load = [0.0] * world_size
+    owner = [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        rank = min(range(world_size), key=lambda r: (load[r], r))
+        owner[i] = rank
+        load[rank] += costs[i]
+    return owner
+
+
+def _deep_fold(
+    train: WindowSet, test: WindowSet, variant: TrainConfig, bars: bool
+) -> dict[str, Any]:
+    """One deep model trained on a fold's training subjects and its held-out window logits
+    (or why training failed)."""
+    from contract.errors import TrainingFailedError
+    from models.training import predict, select_device, train_model
+
+    t0 = time.perf_counter()
+    try:
+        trained = train_model(train, variant, progress=bars)
+    except TrainingFailedError as exc:
+        return {"failed": exc.message, "seconds": time.perf_counter() - t0}
+    raw, _ = predict(trained.model, test, select_device("cpu"))
+    return {
+        "logits": raw.mean(axis=1),
+        "calibration": trained.session_calibration,
+        "temperature": trained.temperature,
+        "gate": bool(trained.validation["gate"] or trained.validation.get("stacked")),
+        "warnings": list(trained.validation["warnings"]),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _handcrafted_fold(train: WindowSet, test: WindowSet, cfg: TrainConfig) -> dict[str, Any]:
+    """A hand-crafted reference fitted on a fold's training subjects, and its held-out logits."""
+    from models.training import fit_feature_model
+
+    t0 = time.perf_counter()
+    model = fit_feature_model(train, np.ones(len(train), bool), cfg)
+    warnings = []
+    if model.inner_auc is not None and model.inner_auc <= 0.6:
+        warnings.append(f"inner-CV subject AUC {model.inner_auc:.2f}: no signal found")
+    return {
+        "logits": model.logits(test.features),
+        "calibration": model.calibration,
+        "temperature": model.window_temperature,
+        "warnings": warnings,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def session_table(

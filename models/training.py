@@ -17,6 +17,12 @@ reason is recorded. A model whose feature branch cannot separate held-out traini
 bundle records why and refuses to become the default. Calibration is per window (a
 temperature) and per session (:mod:`models.session_estimate`). Subjects never straddle the
 fit/validation split.
+
+Under torchrun (``WORLD_SIZE`` above 1, :mod:`models.distributed`) every rank draws the same
+batches and takes its share of each; the network is wrapped in DistributedDataParallel and the
+losses are split so that the averaged gradient is the one-process gradient of the whole batch
+(:func:`_align_step`, :func:`_weighted_bce`). The rest (feature branch, gate, calibration)
+is computed alike on every rank from the same, synchronised model.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import copy
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +40,7 @@ from tqdm import tqdm
 
 from contract.errors import DatasetError, TrainingFailedError
 from models.dataset import LABELED_SESSIONS, WindowSet
+from models.distributed import DistContext, Shard, shard_layers
 from models.features import modality_columns
 from models.handcrafted import HandcraftedModel, LabelledWindows, session_means
 from models.losses import info_nce, mask_tokens, masked_reconstruction
@@ -178,8 +186,13 @@ CHANCE_AUC = 0.6
 """An inner-CV subject AUC at or below this is taken as no signal found."""
 
 
-def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> TrainedModel:
+def train_model(
+    ws: WindowSet, cfg: TrainConfig, *, progress: bool = True, dist: DistContext | None = None
+) -> TrainedModel:
     """Train one model on the windows of ``ws`` (its subjects are all training subjects).
+
+    With ``dist`` of several processes (each holding the same ``ws``), the network's stages
+    run data-parallel over them; every rank returns the same model.
 
     Raises
     ------
@@ -192,6 +205,9 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     device = select_device(cfg.device)
+    ddp = dist if dist is not None and dist.enabled else None
+    if ddp is not None and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's GPU
     fit_subjects, val_subjects = split_subjects(ws.take(ws.usable), cfg.val_fraction, rng)
     specs = specs_for(ws, cfg)
     columns = modality_columns(ws.feature_names, tuple(cfg.modalities))
@@ -207,7 +223,7 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
     if cfg.deep_in_score in ("never", "stack"):
         if aligned:
             # unsupervised: every training subject's usable windows may take part
-            _align(model, ws.take(ws.usable), cfg, device, gen, history, progress)
+            _align(model, ws.take(ws.usable), cfg, device, gen, history, progress, ddp)
         if cfg.deep_in_score == "stack" and aligned:
             return _finish(*result, _stack(model, ws, cfg, device))
         return _finish(*result, _features_only(model, ws, cfg, device))
@@ -220,7 +236,7 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
     fit_lab = ws.take(labeled & fit_mask)
     val_lab = ws.take(labeled & np.isin(ws.subject, val_subjects))
     if aligned:
-        _align(model, fit_all, cfg, device, gen, history, progress)
+        _align(model, fit_all, cfg, device, gen, history, progress, ddp)
     boot = torch.from_numpy(rng.poisson(1.0, (len(fit_lab), cfg.n_heads)).astype(np.float32))
     stages = ((st.probe_epochs, st.lr, True), (st.finetune_epochs, st.finetune_lr, False))
     for epochs, lr, frozen in stages:
@@ -239,6 +255,7 @@ def train_model(ws: WindowSet, cfg: TrainConfig, *, progress: bool = True) -> Tr
             lr,
             progress,
             frozen=frozen,
+            ddp=ddp,
         )
 
     validation = _gate(model, features_fit, val_lab, device, cfg)
@@ -494,39 +511,21 @@ def _align(
     gen: torch.Generator,
     history: list[dict[str, float]],
     progress: bool,
+    ddp: DistContext | None = None,
 ) -> None:
-    al, st = cfg.alignment, cfg.stages
+    st = cfg.stages
     params = [p for n, p in model.named_parameters() if not n.startswith("heads")]
     opt = torch.optim.AdamW(params, lr=st.lr, weight_decay=st.weight_decay)
+    if ddp is not None:
+        _align_distributed(model, ws, cfg, device, gen, history, progress, ddp, opt)
+        return
     for epoch in tqdm(
         range(st.align_epochs), desc="stage 1 align", disable=not progress, leave=False
     ):
         model.train()
         total = 0.0
         for idx in _batches(len(ws), st.batch_size, gen):
-            tensors = dict(zip(model.input_names, _inputs(ws, idx, model, device), strict=True))
-            enc_in = model.encoder_inputs(tensors)
-            eeg, nirs = enc_in["eeg"], enc_in["nirs"]
-            enc_e, enc_n = model.encoders["eeg"], model.encoders["nirs"]
-            loss = torch.zeros((), device=device)
-            if al.masked_reconstruction > 0:
-                # one pass on masked views: reconstruction target and augmentation at once
-                eeg_in, mask_e = mask_tokens(eeg, enc_e.pool_factor, al.mask_ratio, gen)
-                nirs_in, mask_n = mask_tokens(nirs, enc_n.pool_factor, al.mask_ratio, gen)
-            else:
-                eeg_in, nirs_in = eeg, nirs
-            tok_e, extra_e = enc_e.tokens(eeg_in)
-            tok_n, extra_n = enc_n.tokens(nirs_in)
-            if al.masked_reconstruction > 0:
-                loss = loss + al.masked_reconstruction * (
-                    masked_reconstruction(
-                        tok_e, model.decoders["eeg"], eeg, enc_e.pool_factor, mask_e
-                    )
-                    + masked_reconstruction(tok_n, model.decoders["nirs"], nirs, 1, mask_n)
-                )
-            emb_e = F.normalize(enc_e.embed_tokens(tok_e, extra_e), dim=1)
-            emb_n = F.normalize(enc_n.embed_tokens(tok_n, extra_n), dim=1)
-            loss = loss + info_nce(emb_e, emb_n, model.log_tau, al.soft_targets)
+            loss = _align_step(model, ws, idx, cfg, device, gen)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -534,12 +533,191 @@ def _align(
         history.append({"stage": 1, "epoch": epoch, "loss": total / max(len(ws), 1)})
 
 
-def _weighted_bce(
-    logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, class_weight: torch.Tensor
+def _align_step(
+    model: NeuroclipModel,
+    ws: WindowSet,
+    idx: np.ndarray,
+    cfg: TrainConfig,
+    device: torch.device,
+    gen: torch.Generator,
+    ddp: DistContext | None = None,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
+    """Stage 1's loss on the batch ``idx``; with ``ddp``, the loss this rank backpropagates.
+
+    Distributed, each rank encodes its rows ``shard`` of the batch. The masks are drawn for
+    the whole batch (the generator stays in step on every rank) and sliced. The masked
+    reconstruction is a mean over the whole batch's masked tokens: each rank's part is its
+    sum over that whole count, times the number of ranks (DDP averages gradients). InfoNCE
+    is not a sum over rows: every rank computes it on the whole batch's embeddings
+    (:meth:`DistContext.gather_rows`, whose backward sums the ranks' gradients, so the
+    averaged gradient is again the whole batch's).
+    """
+    al = cfg.alignment
+    rows = idx if shard is None else shard.rows(idx)
+    tensors = dict(zip(model.input_names, _inputs(ws, rows, model, device), strict=True))
+    enc_in = model.encoder_inputs(tensors)
+    eeg, nirs = enc_in["eeg"], enc_in["nirs"]
+    enc_e, enc_n = model.encoders["eeg"], model.encoders["nirs"]
+    loss = torch.zeros((), device=device)
+    if al.masked_reconstruction > 0 and shard is None:
+        # one pass on masked views: reconstruction target and augmentation at once
+        eeg_in, mask_e = mask_tokens(eeg, enc_e.pool_factor, al.mask_ratio, gen)
+        nirs_in, mask_n = mask_tokens(nirs, enc_n.pool_factor, al.mask_ratio, gen)
+    elif al.masked_reconstruction > 0 and shard is not None:
+        eeg_in, mask_e, all_e = _shard_mask(eeg, enc_e.pool_factor, al.mask_ratio, gen, shard)
+        nirs_in, mask_n, all_n = _shard_mask(nirs, enc_n.pool_factor, al.mask_ratio, gen, shard)
+    else:
+        eeg_in, nirs_in = eeg, nirs
+    tok_e, extra_e = enc_e.tokens(eeg_in)
+    tok_n, extra_n = enc_n.tokens(nirs_in)
+    if al.masked_reconstruction > 0:
+        rec_e = masked_reconstruction(tok_e, model.decoders["eeg"], eeg, enc_e.pool_factor, mask_e)
+        rec_n = masked_reconstruction(tok_n, model.decoders["nirs"], nirs, 1, mask_n)
+        if shard is not None and ddp is not None:
+            part_e, part_n = _mask_part(mask_e, all_e, tok_e), _mask_part(mask_n, all_n, tok_n)
+            rec_e, rec_n = rec_e * part_e * ddp.world_size, rec_n * part_n * ddp.world_size
+        loss = loss + al.masked_reconstruction * (rec_e + rec_n)
+    emb_e = F.normalize(enc_e.embed_tokens(tok_e, extra_e), dim=1)
+    emb_n = F.normalize(enc_n.embed_tokens(tok_n, extra_n), dim=1)
+    if shard is not None and ddp is not None:
+        emb_e, emb_n = ddp.gather_rows(emb_e, shard), ddp.gather_rows(emb_n, shard)
+    return loss + info_nce(emb_e, emb_n, model.log_tau, al.soft_targets)
+
+
+def _shard_mask(
+    x: torch.Tensor, pool: int, ratio: float, gen: torch.Generator, shard: Shard
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`mask_tokens` drawn for the whole batch, applied to this rank's rows ``x``:
+    ``(masked x, its token mask, the whole batch's token mask)``."""
+    ones = torch.ones((shard.total, 1, x.shape[2]))
+    kept, mask = mask_tokens(ones, pool, ratio, gen)
+    mine = shard.rows(kept).to(x.device)
+    return x.masked_fill(mine == 0, 0.0), shard.rows(mask).to(x.device), mask
+
+
+def _mask_part(mask: torch.Tensor, whole: torch.Tensor, tokens: torch.Tensor) -> float:
+    """This rank's masked tokens over the whole batch's, as :func:`masked_reconstruction`
+    counts them (its mean times this is the rank's part of the whole batch's mean)."""
+    t = min(mask.shape[1], tokens.shape[1])
+    return float(mask[:, :t].sum()) / max(float(whole[:, :t].sum()), 1.0)
+
+
+def _align_distributed(
+    model: NeuroclipModel,
+    ws: WindowSet,
+    cfg: TrainConfig,
+    device: torch.device,
+    gen: torch.Generator,
+    history: list[dict[str, float]],
+    progress: bool,
+    ddp: DistContext,
+    opt: torch.optim.Optimizer,
+) -> None:
+    """Stage 1 data-parallel: DDP over :func:`_align_step` on each rank's share."""
+    st = cfg.stages
+    step = ddp.wrap(_AlignStep(model, ws, cfg, device, gen, ddp), device)
+    with shard_layers(model, ddp) as layers:
+        for epoch in tqdm(
+            range(st.align_epochs),
+            desc="stage 1 align",
+            disable=not (progress and ddp.is_main),
+            leave=False,
+        ):
+            model.train()
+            total = 0.0
+            for idx in _batches(len(ws), st.batch_size, gen):
+                shard = _shard_of(ddp, len(idx))
+                layers.use(shard)
+                loss, value = step(idx, shard)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(value) * len(idx)
+            ddp.broadcast_module(model)  # equal already; rounding must never drift apart
+            history.append({"stage": 1, "epoch": epoch, "loss": total / max(len(ws), 1)})
+
+
+class _AlignStep(torch.nn.Module):
+    """:func:`_align_step` as a module, for DistributedDataParallel to wrap; it returns the
+    rank's loss and the whole batch's loss value (for the history)."""
+
+    def __init__(
+        self,
+        model: NeuroclipModel,
+        ws: WindowSet,
+        cfg: TrainConfig,
+        device: torch.device,
+        gen: torch.Generator,
+        ddp: DistContext,
+    ):
+        super().__init__()
+        self.model = model
+        self.ws, self.cfg, self.device, self.gen, self.ddp = ws, cfg, device, gen, ddp
+
+    def forward(self, idx: np.ndarray, shard: Shard) -> tuple[torch.Tensor, torch.Tensor]:
+        loss = _align_step(
+            self.model, self.ws, idx, self.cfg, self.device, self.gen, self.ddp, shard
+        )
+        with torch.no_grad():
+            # the InfoNCE term is the whole batch's on every rank; the rest is split
+            value = self.ddp.all_reduce(loss.detach()) / self.ddp.world_size
+        return loss, value
+
+
+def _shard_of(ddp: DistContext, n: int) -> Shard:
+    shard = ddp.shard(n)
+    if n < ddp.world_size:
+        raise DatasetError(
+            f"a batch of {n} windows cannot be shared by {ddp.world_size} processes, expected "
+            "at least one window per process.",
+            fix="run fewer processes (--nproc-per-node), or raise stages.batch_size where the "
+            "training set is not this small.",
+        )
+    return shard
+
+
+def _weighted_bce(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    class_weight: torch.Tensor,
+    total_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Weighted mean BCE; ``total_weight`` (the whole batch's, where these rows are one
+    rank's share) replaces these rows' own weight sum as the divisor."""
     per = F.binary_cross_entropy_with_logits(logits, y[:, None].expand_as(logits), reduction="none")
     w = weights * class_weight[y.long()][:, None]
-    return (per * w).sum() / w.sum().clamp(min=1e-6)
+    return (per * w).sum() / (w.sum() if total_weight is None else total_weight).clamp(min=1e-6)
+
+
+def _supervised_loss(
+    model: NeuroclipModel,
+    fit: WindowSet,
+    idx: np.ndarray,
+    y_all: torch.Tensor,
+    boot: torch.Tensor,
+    class_weight: torch.Tensor,
+    device: torch.device,
+    run: tuple[torch.nn.Module, Any, DistContext] | None = None,
+) -> torch.Tensor:
+    """The class- and bootstrap-weighted BCE of the batch ``idx``; with ``run`` (the DDP
+    module, :class:`models.distributed.ShardedLayers` and the context), this rank's part:
+    its rows' weighted sum over the whole batch's weight, times the number of ranks (DDP
+    averages the gradients)."""
+    if run is None:
+        logits, _ = model(*_inputs(fit, idx, model, device))
+        return _weighted_bce(logits, y_all[idx].to(device), boot[idx].to(device), class_weight)
+    net, layers, ddp = run
+    shard = _shard_of(ddp, len(idx))
+    layers.use(shard)
+    y = y_all[idx].to(device)
+    whole = (boot[idx].to(device) * class_weight[y.long()][:, None]).sum()
+    rows = shard.rows(idx)
+    logits, _ = net(*_inputs(fit, rows, model, device))
+    return ddp.world_size * _weighted_bce(
+        logits, y_all[rows].to(device), boot[rows].to(device), class_weight, whole
+    )
 
 
 def _supervised(
@@ -555,9 +733,36 @@ def _supervised(
     lr: float,
     progress: bool,
     frozen: bool,
+    ddp: DistContext | None = None,
 ) -> None:
-    st = cfg.stages
     params = [p for p in model.parameters() if p.requires_grad]
+    args = (model, fit, val, boot, cfg, device, gen, history, epochs, lr, progress, frozen, params)
+    if ddp is None:
+        _supervised_epochs(*args)
+        return
+    with shard_layers(model, ddp) as layers:
+        # one DDP per stage: it takes the parameters that need a gradient when wrapped
+        _supervised_epochs(*args, run=(ddp.wrap(model, device), layers, ddp))
+
+
+def _supervised_epochs(
+    model: NeuroclipModel,
+    fit: WindowSet,
+    val: WindowSet,
+    boot: torch.Tensor,
+    cfg: TrainConfig,
+    device: torch.device,
+    gen: torch.Generator,
+    history: list[dict[str, float]],
+    epochs: int,
+    lr: float,
+    progress: bool,
+    frozen: bool,
+    params: list[torch.nn.Parameter],
+    run: tuple[torch.nn.Module, Any, DistContext] | None = None,
+) -> None:
+    """Stages 2 and 3; with ``run``, data-parallel (:func:`_supervised_loss`)."""
+    st = cfg.stages
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=st.weight_decay)
     y_all = torch.from_numpy(fit.group.astype(np.float32))
     counts = torch.bincount(y_all.long(), minlength=2).float().clamp(min=1)
@@ -567,18 +772,19 @@ def _supervised(
     for epoch in tqdm(
         range(epochs),
         desc=f"stage {'2 probe' if frozen else '3 finetune'}",
-        disable=not progress,
+        disable=not progress or (run is not None and not run[2].is_main),
         leave=False,
     ):
         model.train()
         if frozen:
             model.encoders.eval()  # frozen encoders keep their batch-norm statistics
         for idx in _batches(len(fit), st.batch_size, gen):
-            logits, _ = model(*_inputs(fit, idx, model, device))
-            loss = _weighted_bce(logits, y_all[idx].to(device), boot[idx].to(device), class_weight)
+            loss = _supervised_loss(model, fit, idx, y_all, boot, class_weight, device, run)
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if run is not None:
+            run[2].broadcast_module(model)  # equal already; rounding must never drift apart
         val_logits, _ = predict(model, val, device)
         z = val_logits.mean(axis=1)
         val_loss = float(np.mean(np.logaddexp(0, z) - val.group * z))

@@ -7,15 +7,27 @@ with its fix and exit with status 2; Ctrl-C exits with 130 after a clean stop.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from contract.errors import NeuroclipError
 from neuroclip import __version__
 
 logger = logging.getLogger("neuroclip")
+
+
+def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand's handler, imported when it runs: ``neuroclip score`` never pays for
+    the monitor's, the demo's or the dashboard's imports (nor they for each other's)."""
+
+    def run(args: argparse.Namespace) -> int:
+        return importlib.import_module(module).__dict__[name](args)
+
+    run.__qualname__ = f"{module}.{name}"
+    return run
 
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -305,7 +317,9 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
         description="Progressive training (stage 1 EEG-fNIRS contrastive alignment, stage 2 "
         "probing, stage 3 fine-tuning), temperature scaling on validation subjects, export to "
         "ONNX with a parity check, and a bundle (model.onnx + bundle.json). Needs the train "
-        "extra (torch).",
+        "extra (torch). Under torchrun (torchrun --standalone --nproc-per-node N -m neuroclip "
+        "train ...) the processes train data-parallel (gloo on the CPU, nccl on CUDA) and "
+        "rank 0 writes the bundle.",
     )
     p.add_argument("--data", type=Path, required=True, help="BIDS dataset root")
     p.add_argument("--out", type=Path, required=True, help="new bundle folder")
@@ -315,6 +329,12 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed of splits, initialisation and batches")
     p.add_argument("--name", help="model name stored in the bundle")
     p.add_argument("--cache", type=Path, help="folder to cache preprocessed windows in")
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others (default 1800)",
+    )
     p.set_defaults(func=run_train)
 
     p = sub.add_parser(
@@ -323,7 +343,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
         description="With --cv K: subject-wise K-fold cross-validation of the fused model, "
         "the EEG-only and fNIRS-only models and the hand-crafted reference (trains models: "
         "needs the train extra, torch). With --model: score one bundle on a dataset, on ONNX "
-        "Runtime alone. Writes OUT/report.json and a self-contained OUT/report.html.",
+        "Runtime alone. Writes OUT/report.json and a self-contained OUT/report.html. --cv "
+        "under torchrun shares the folds' trainings among the processes.",
     )
     p.add_argument("--data", type=Path, required=True, help="BIDS dataset root")
     p.add_argument("--out", type=Path, required=True, help="folder for report.json/html")
@@ -343,6 +364,12 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="with --cv: torch device")
     p.add_argument("--seed", type=int, help="with --cv: seed of folds and training")
     p.add_argument("--cache", type=Path, help="folder to cache preprocessed windows in")
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --cv under torchrun: how long a process waits for the others (default 1800)",
+    )
     p.set_defaults(func=run_evaluate)
 
     p = sub.add_parser(
@@ -361,8 +388,6 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_monitor(sub: argparse._SubParsersAction) -> None:
-    from neuroclip.monitoring import run_monitor
-
     p = sub.add_parser(
         "monitor",
         help="score a live EEG + fNIRS session from LSL and publish the biomarker",
@@ -379,12 +404,10 @@ def _add_monitor(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-mqtt", action="store_true", help="publish to LSL and the log only")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--log-dir", type=Path, help="folder of the session logs")
-    p.set_defaults(func=run_monitor)
+    p.set_defaults(func=_handler("neuroclip.monitoring", "run_monitor"))
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
-    from neuroclip.converting import run_convert
-
     p = sub.add_parser(
         "convert",
         help="write a recorded session (XDF) into a BIDS dataset for training",
@@ -404,12 +427,10 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optodes", type=Path, help="optode table: name x y z in metres")
     p.add_argument("--line-freq", type=float, default=50.0, help="mains frequency in Hz")
     _add_nirs_unit(p)
-    p.set_defaults(func=run_convert)
+    p.set_defaults(func=_handler("neuroclip.converting", "run_convert"))
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
-    from neuroclip.scoring import run_score
-
     p = sub.add_parser(
         "score",
         help="score a recorded session offline, exactly as the monitor would live",
@@ -429,12 +450,10 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smoothing", type=int, help="windows of the smoothed score (default 5)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all)")
     _add_nirs_unit(p)
-    p.set_defaults(func=run_score)
+    p.set_defaults(func=_handler("neuroclip.scoring", "run_score"))
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
-    from neuroclip.replaying import run_replay
-
     p = sub.add_parser(
         "replay",
         help="publish a recorded session as LSL outlets, in real time or faster",
@@ -466,7 +485,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         help="wait up to S s for a reader of every outlet before starting",
     )
     _add_nirs_unit(p)
-    p.set_defaults(func=run_replay)
+    p.set_defaults(func=_handler("neuroclip.replaying", "run_replay"))
 
 
 def _add_record(sub: argparse._SubParsersAction) -> None:
@@ -499,8 +518,6 @@ def _add_record(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    from neuroclip.demo import run_demo
-
     p = sub.add_parser(
         "demo",
         help="the whole system on this machine: patient, broker, monitor, dashboard",
@@ -552,12 +569,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--log-dir", type=Path, default=Path("sessions"), help="session log folder")
     p.add_argument("--duration", type=float, help="stop everything after this many seconds")
-    p.set_defaults(func=run_demo)
+    p.set_defaults(func=_handler("neuroclip.demo", "run_demo"))
 
 
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:
-    from neuroclip.dashboarding import run_dashboard
-
     p = sub.add_parser(
         "dashboard",
         help="serve the live dashboard of every session on an MQTT broker",
@@ -579,7 +594,7 @@ def _add_dashboard(sub: argparse._SubParsersAction) -> None:
         help="the monitors' session-log folder on this machine: finished sessions get a "
         "report link (default: none)",
     )
-    p.set_defaults(func=run_dashboard)
+    p.set_defaults(func=_handler("neuroclip.dashboarding", "run_dashboard"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -609,8 +624,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    from neuroclip.reporting import run_report
-
     p = sub.add_parser(
         "report",
         help="a self-contained HTML report of sessions from their session logs",
@@ -628,7 +641,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         help="bundle whose healthy-control session range to draw (default: none drawn "
         "unless it is the committed default model)",
     )
-    p.set_defaults(func=run_report)
+    p.set_defaults(func=_handler("neuroclip.reporting", "run_report"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,10 +64,10 @@ def require_train_extra(what: str, modules: tuple[str, ...] = ("torch", "sklearn
         )
 
 
-def _progress(desc: str):
+def _progress(desc: str, show: bool = True):
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="step", disable=None)
+    bar = tqdm(desc=desc, unit="step", disable=None if show else True)
 
     def update(label: str) -> None:
         bar.set_postfix_str(label)
@@ -90,25 +90,59 @@ def train_config(args: Any):
     return load_config(TrainConfig, args.config, name="train", overrides=overrides)
 
 
+def _launched(args: Any, cfg: Any):
+    """The process group when torchrun started this command (see :mod:`models.distributed`);
+    rank 0 says so in one line."""
+    from models.distributed import launched
+
+    return launched(cfg.device, getattr(args, "dist_timeout", None))
+
+
+def _load_windows_on_ranks(ctx: Any, args: Any, cfg: Any, desc: str = "reading sessions"):
+    """Every rank's windows; with a cache, rank 0 fills it before the others read it."""
+    from models.dataset import load_windows
+
+    def load():
+        bar, update = _progress(desc, show=ctx.is_main)
+        try:
+            return load_windows(
+                args.data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=args.cache, progress=update
+            )
+        finally:
+            bar.close()
+
+    if not ctx.enabled or args.cache is None:
+        return load()
+    ws = ctx.run_on_main(load)
+    return ws if ctx.is_main else load()
+
+
 def run_train(args: Any) -> int:
-    """Train one model on a BIDS dataset and write its bundle."""
+    """Train one model on a BIDS dataset and write its bundle.
+
+    Under torchrun (``WORLD_SIZE`` above 1) the ranks train data-parallel and rank 0 alone
+    writes the bundle and prints; every rank ends with the same status.
+    """
     require_train_extra("training", ("torch", "sklearn", "onnx"))
+    cfg = train_config(args)
+    with _launched(args, cfg) as ctx:
+        if ctx.enabled and ctx.is_main:
+            print(ctx.describe(), flush=True)
+        return _train(args, cfg, ctx)
+
+
+def _train(args: Any, cfg: Any, ctx: Any) -> int:
     from dataclasses import replace
 
-    from models.dataset import load_windows, signal_of
+    from models.dataset import signal_of
     from models.evaluation import bundle_summary, model_metrics
     from models.export import write_bundle
     from models.training import predict, select_device, train_model
 
-    cfg = train_config(args)
-    require_new_folder(args.out, "Output folder")
-    bar, update = _progress("reading sessions")
-    ws = load_windows(
-        args.data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=args.cache, progress=update
-    )
-    bar.close()
+    ctx.run_on_main(lambda: require_new_folder(args.out, "Output folder"))
+    ws = _load_windows_on_ranks(ctx, args, cfg)
     cfg = replace(cfg, signal=signal_of(ws, cfg.signal))  # the cue rule learnt from the data
-    trained = train_model(ws, cfg, progress=True)
+    trained = train_model(ws, cfg, progress=ctx.is_main, dist=ctx)
     v = trained.validation
     held_out = bool(v["gate"])  # otherwise the final fit has seen the validation subjects
     metrics: dict[str, Any] = {
@@ -130,15 +164,16 @@ def run_train(args: Any) -> int:
             subject_auc=val_metrics["auc"],
         )
     name = args.name or f"neuroclip-{'-'.join(cfg.modalities)}"
-    write_bundle(
-        trained,
-        cfg,
-        args.out,
-        ws=ws,
-        name=name,
-        metrics=metrics,
-        extra_training={"data": str(args.data)},
+    extra: dict[str, Any] = {"data": str(args.data)}
+    if ctx.enabled:
+        extra["distributed"] = ctx.record()
+    ctx.run_on_main(
+        lambda: write_bundle(
+            trained, cfg, args.out, ws=ws, name=name, metrics=metrics, extra_training=extra
+        )
     )
+    if not ctx.is_main:
+        return 0
     form = "deep part kept" if v["gate"] else "feature branch"
     if v.get("stacked"):
         form = "feature branch with the aligned embedding stacked"
@@ -174,9 +209,6 @@ def run_evaluate(args: Any) -> int:
     import datetime as dt
     import time
 
-    from models.report import render_html
-
-    out: Path = args.out
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     if args.model is not None:
         if getattr(args, "ablation", False):
@@ -188,18 +220,24 @@ def run_evaluate(args: Any) -> int:
         report = _evaluate_bundle(args)
     else:
         require_train_extra("cross-validation (evaluate --cv trains the models)")
-        from models.dataset import load_windows
-        from models.evaluation import cross_validate
-
         cfg = train_config(args)
-        bar, update = _progress("reading sessions")
-        ws = load_windows(
-            args.data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=args.cache, progress=update
-        )
-        bar.close()
-        bar, update = _progress("cross-validation")
-        report = cross_validate(ws, cfg, args.cv, ablation=args.ablation, progress=update)
-        bar.close()
+        with _launched(args, cfg) as ctx:
+            if ctx.enabled and ctx.is_main:
+                print(ctx.describe(), flush=True)
+            report = _cross_validate(args, cfg, ctx)
+            ctx.run_on_main(lambda: _write_report(args, report, started, t0))
+        return 0
+    _write_report(args, report, started, t0)
+    return 0
+
+
+def _write_report(args: Any, report: dict[str, Any], started: Any, t0: float) -> None:
+    """report.json and report.html in ``args.out``, and the headline on the terminal."""
+    import time
+
+    from models.report import render_html
+
+    out: Path = args.out
     report["run"] = run_info(args, report, started, time.perf_counter() - t0)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
@@ -212,7 +250,22 @@ def run_evaluate(args: Any) -> int:
         f"craving Spearman r={_fmt(craving['spearman_r'])} p={_fmt(craving['p'])}"
     )
     print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
-    return 0
+
+
+def _cross_validate(args: Any, cfg: Any, ctx: Any) -> dict[str, Any]:
+    """The cross-validation report; under torchrun the (fold, model) trainings are shared
+    among the ranks, and rank 0 writes the report (the others return after it)."""
+    from models.evaluation import cross_validate
+
+    ws = _load_windows_on_ranks(ctx, args, cfg)
+    bar, update = _progress("cross-validation", show=ctx.is_main)
+    try:
+        report = cross_validate(ws, cfg, args.cv, ablation=args.ablation, progress=update, dist=ctx)
+    finally:
+        bar.close()
+    if ctx.enabled:
+        report["distributed"] = ctx.record()
+    return report
 
 
 def package_versions() -> dict[str, str]:
