@@ -17,9 +17,11 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY neuroclip ./neuroclip
+COPY contract ./contract
 COPY models ./models
 COPY streamer ./streamer
 COPY dashboard ./dashboard
+# The dependencies' own test suites (about 60 MB) are never run in the image: removed.
 RUN python -m venv /opt/neuroclip \
  && /opt/neuroclip/bin/pip install . \
  && if [ "$CUDA" = "1" ]; then \
@@ -29,6 +31,8 @@ RUN python -m venv /opt/neuroclip \
  && if /opt/neuroclip/bin/python -c "import torch" 2>/dev/null; then \
         echo "torch must not be in the runtime image" >&2; exit 1; \
     fi \
+ && find /opt/neuroclip/lib -depth -type d -name tests -path "*/site-packages/*" -exec rm -rf {} + \
+ && /opt/neuroclip/bin/python -c "import numpy, scipy.signal, mne, dash, onnxruntime, contract" \
  && /opt/neuroclip/bin/neuroclip monitor --help > /dev/null
 
 FROM python:${PYTHON_VERSION}-slim

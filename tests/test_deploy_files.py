@@ -1,8 +1,8 @@
 """The deployment files agree with the code: the Dockerfile, docker-compose.yml, the broker
 configurations, and a fresh non-editable install as the image makes it.
 
-No Docker engine runs on the development and CI machines, so the image itself is not built
-here; these tests check what can be checked without one (docs/deploy.md says so).
+These are the quick checks; the image itself is built and run by ``scripts/image-test.sh``
+(Podman), which ``scripts/test.sh`` runs after the suite.
 """
 
 from __future__ import annotations
