@@ -15,6 +15,9 @@ behind a score is when a subscriber gets it, pushing granularity included. The m
 own per-stage figures (``latency_ms`` in each message) are summarised beside it, and each
 monitor's CPU use is read from /proc at the end.
 
+Both modes spread the sessions' window grids over the hop (``windows.phase_s``, as a rooms
+process does by itself), so their windows do not all fall due at the same instant.
+
 "In real time" is checked, not assumed: ``scores`` counts the scores that reached the
 subscriber against ``expected``, the windows due from each session's first score to the end
 of its streams, and ``age_p99_ms`` says whether they came while still fresh.
@@ -185,6 +188,9 @@ def _start_monitors(
     else:
         files = []
         for s, cfg in enumerate(configs):
+            # the grid phases a rooms process gives its rooms (streamer.rooms.spread_phases),
+            # so that both modes cut the same windows at the same instants
+            cfg["windows"]["phase_s"] = round(s * hop_s / sessions, 3)
             files.append(work / f"monitor{s}.json")
             files[-1].write_text(json.dumps(cfg))
     monitors = []

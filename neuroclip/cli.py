@@ -446,6 +446,13 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--site", default="offline", help="site written into the records")
     p.add_argument("--session", help="session id in the records (default: from the path)")
     p.add_argument("--hop", type=float, help="seconds between windows (default: the bundle's)")
+    p.add_argument(
+        "--phase",
+        type=float,
+        default=0.0,
+        help="window ends at whole hops plus this many seconds (a monitor's windows.phase_s; "
+        "default 0)",
+    )
     p.add_argument("--warmup", type=float, help="seconds not scored after the start")
     p.add_argument("--smoothing", type=int, help="windows of the smoothed score (default 5)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all)")

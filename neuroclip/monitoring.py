@@ -73,9 +73,9 @@ def run_monitor(args: argparse.Namespace) -> int:
     if len(outcomes) != len(configs):  # stopped while the model was still loading
         print(f"monitor stopped ({runner.stop_reason}) before the rooms started")
         return 0
-    for cfg, outcome in zip(configs, outcomes, strict=True):
+    for cfg, outcome in zip(runner.configs, outcomes, strict=True):
         print(f"{cfg.site}/{cfg.session}: {outcome.result.line()}")
-    failed = [cfg for cfg, o in zip(configs, outcomes, strict=True) if o.error is not None]
+    failed = [o for o in outcomes if o.error is not None]
     return 1 if failed else 0
 
 

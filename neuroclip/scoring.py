@@ -30,9 +30,9 @@ def run_score(args: argparse.Namespace) -> int:
     out = require_new_file(args.out, "the score file")
     bundle = load_bundle(args.model or DEFAULT_BUNDLE)
     recording = read_session(args.path, nirs_unit=args.nirs_unit)
-    options = WindowOptions(hop_s=args.hop, warmup_s=args.warmup)
+    options = WindowOptions(hop_s=args.hop, warmup_s=args.warmup, phase_s=args.phase)
     if args.smoothing is not None:
-        options = WindowOptions(args.hop, args.warmup, args.smoothing)
+        options = WindowOptions(args.hop, args.warmup, args.smoothing, args.phase)
     scorer = OfflineScorer(bundle, options, threads=args.threads)
     session = args.session or session_id_from(args.path)
     started = time.perf_counter()

@@ -97,6 +97,12 @@ class WindowOverrides:
     smoothing_windows: int = setting(
         5, ge=1, doc="span of the exponential moving average of usable scores"
     )
+    phase_s: float | None = setting(
+        None,
+        ge=0,
+        doc="window ends at whole hops plus this (s, below the hop); none = 0, or in a rooms "
+        "file each room's share of the hop, so that rooms' windows do not fall due together",
+    )
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ class Monitor:
             max_wait_s=cfg.windows.max_wait_s,
             on_jump=self._clock_jump,
             nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
+            phase_s=cfg.windows.phase_s or 0.0,
         )
         self.feed = HeldFeed(self.pipeline)
         self.scoring = SessionScoring(

@@ -32,6 +32,8 @@ class WindowOptions:
     hop_s: float | None = None
     warmup_s: float | None = None
     smoothing_windows: int = 5
+    phase_s: float = 0.0
+    """Grid phase (s): the monitor's ``windows.phase_s``, to cut a live session's windows."""
 
 
 class OfflineScorer:
@@ -59,6 +61,7 @@ class OfflineScorer:
             hop_s=self.options.hop_s,
             warmup_s=self.options.warmup_s,
             nirs_pairs=(self.bundle.nirs_pairs, self.bundle.nirs_midpoints),
+            phase_s=self.options.phase_s,
         )
 
     def windows(

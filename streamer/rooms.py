@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,12 +141,34 @@ class RoomOutcome:
     error: BaseException | None = None
 
 
+def spread_phases(configs: list[MonitorConfig], bundle_hop_s: float) -> list[MonitorConfig]:
+    """Rooms whose ``windows.phase_s`` is unset get the grid phase ``i * hop / n``.
+
+    Window ends lie on one grid of whole hops in LSL time, so without phases every room's
+    window would fall due at the same instant and the last room's would wait for all the
+    others to be cut and scored. Spread over the hop, each is cut while the others' data is
+    still coming in. A room's phase is in its status (``windows.phase_s``); ``neuroclip score
+    --phase`` cuts a recording's windows on the same grid.
+    """
+    n = len(configs)
+    out = []
+    for i, cfg in enumerate(configs):
+        if cfg.windows.phase_s is None:
+            hop = cfg.windows.hop_s or bundle_hop_s
+            windows = dataclasses.replace(cfg.windows, phase_s=round(i * hop / n, 3))
+            cfg = dataclasses.replace(cfg, windows=windows)
+        out.append(cfg)
+    return out
+
+
 class Rooms:
-    """Run one :class:`Monitor` per configuration on one loop, sharing one engine."""
+    """Run one :class:`Monitor` per configuration on one loop, sharing one engine (with the
+    grid phases spread over the hop, :func:`spread_phases`)."""
 
     def __init__(self, configs: list[MonitorConfig], bundle: Bundle, **monitor_options: Any):
         if not configs:
             raise ValueError("Rooms needs at least one room")
+        configs = spread_phases(configs, bundle.signal_params.windows.hop_s)
         self.configs = configs
         self.bundle = bundle
         self.monitor_options = monitor_options

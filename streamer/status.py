@@ -57,6 +57,7 @@ def status_message(monitor: Monitor, state: str, reason: str | None = None) -> d
             "hop_s": monitor.pipeline.hop_s,
             "window_s": monitor.pipeline.window_s,
             "warmup_s": monitor.pipeline.grid.warmup_s,
+            "phase_s": monitor.pipeline.grid.phase_s,
             "first_in_s": _first_in(monitor, now),
         },
         "phase": _phase_now(monitor, now),

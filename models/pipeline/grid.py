@@ -2,9 +2,11 @@
 
 Every edge rule of the project lives here and in the buffer's searches it names:
 
-1. **Grid points** lie at whole multiples of the hop in LSL time, ``g_k = k * hop_s``: not
-   where a run happened to start, so a monitor, a recorder started beside it and an offline
-   scoring of that recording put their windows on the same instants.
+1. **Grid points** lie at whole multiples of the hop in LSL time, ``g_k = k * hop_s +
+   phase_s``: not where a run happened to start, so a monitor, a recorder started beside it
+   and an offline scoring of that recording (with the same phase) put their windows on the
+   same instants. The phase is 0 unless set; the rooms of one process get phases spread
+   over the hop, so that their windows do not all fall due at the same instant.
 2. **The window ends with a fNIRS sample.** A sample stamped ``t`` covers ``[t, t + 1/rate)``.
    Window ``k``'s last fNIRS sample is the first one whose period reaches ``g_k`` (stamped
    at or after ``g_k - 1/rate``), and the window ends where that sample's period ends:
@@ -35,6 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from contract.errors import ConfigError
 from models.pipeline.buffer import EDGE_TOLERANCE_S
 
 GRID_VERSION = 2
@@ -48,21 +51,31 @@ __all__ = ["EDGE_TOLERANCE_S", "REPLAY_ALIGN_S", "WindowGrid"]
 
 @dataclass(frozen=True)
 class WindowGrid:
-    """Grid points ``k * hop_s`` and the first one a session can use."""
+    """Grid points ``k * hop_s + phase_s`` and the first one a session can use."""
 
     window_s: float
     hop_s: float
     warmup_s: float
+    phase_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.phase_s < self.hop_s:
+            raise ConfigError(
+                f"The window grid's phase must lie in [0, hop) = [0, {self.hop_s:g}) s, "
+                f"found {self.phase_s:g} s.",
+                key="windows.phase_s",
+                fix="set windows.phase_s (monitor) or --phase (score) below the hop.",
+            )
 
     def point(self, k: int) -> float:
         """LSL time of grid point ``k``."""
-        return k * self.hop_s
+        return k * self.hop_s + self.phase_s
 
     def first_index(self, streams_start: float) -> int:
         """The first grid point whose window lies after the warm-up of streams that both
         started by ``streams_start``."""
         earliest = streams_start + self.warmup_s + self.window_s
-        return math.ceil((earliest - EDGE_TOLERANCE_S) / self.hop_s)
+        return math.ceil((earliest - self.phase_s - EDGE_TOLERANCE_S) / self.hop_s)
 
     @staticmethod
     def last_stamp_from(grid_end: float, nirs_rate: float) -> float:

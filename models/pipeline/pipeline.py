@@ -63,6 +63,9 @@ class WindowPipeline:
         The model's EEG channels, picked by name from the stream.
     hop_s, warmup_s
         Overrides of the bundle's window settings (``None``: the bundle's).
+    phase_s
+        Offset of the window grid from whole hops (:mod:`models.pipeline.grid`), in
+        ``[0, hop)``.
     max_wait_s
         How long after its end a window whose data has not come is released unusable.
     on_jump
@@ -83,6 +86,7 @@ class WindowPipeline:
         max_wait_s: float = 3.0,
         on_jump: Callable[[str, ClockJump], None] | None = None,
         nirs_pairs: NirsModel | None = None,
+        phase_s: float = 0.0,
     ):
         wp = params.windows
         self.params = params
@@ -90,6 +94,7 @@ class WindowPipeline:
             wp.window_s,
             wp.hop_s if hop_s is None else hop_s,
             wp.warmup_s if warmup_s is None else warmup_s,
+            phase_s,
         )
         self.max_wait_s = max_wait_s
         keep = wp.window_s + max_wait_s + 20.0

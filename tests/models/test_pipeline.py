@@ -281,3 +281,30 @@ def test_the_warm_up_countdown_names_the_first_windows_end_and_changes_nothing()
     (end,) = promised
     assert end <= want[0].t_end < end + 1 / recording.nirs.sfreq + 1e-9
     assert pipeline.first_window_end() is None, "nothing to count down once windows came out"
+
+
+def test_a_grid_phase_moves_every_window_end_and_live_still_equals_offline():
+    params = SignalParams()
+    hop, phase = params.windows.hop_s, 0.7
+    recording = synthetic(500.0, 10.0)
+
+    def phased() -> WindowPipeline:
+        return WindowPipeline(params, CHANNELS, warmup_s=WARMUP_S, phase_s=phase)
+
+    reference = recording_windows(phased(), recording)
+    assert_same(live(recording, params, seed=4, held=HeldFeed(phased())), reference)
+    for w in reference:  # each end in [k * hop + phase, ... + one fNIRS period)
+        assert 0 <= (w.t_end - phase) % hop < 0.1 + 1e-9, w.t_end
+    unphased = offline(recording, params)
+    assert {round(w.t_end % hop, 3) for w in unphased} != {
+        round(w.t_end % hop, 3) for w in reference
+    }
+
+
+@pytest.mark.parametrize("phase", [-0.1, 2.0, 5.0])
+def test_a_grid_phase_outside_the_hop_is_refused_with_the_key(phase):
+    from contract.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        WindowPipeline(SignalParams(), CHANNELS, hop_s=2.0, phase_s=phase)
+    assert "windows.phase_s" in str(info.value.key) and info.value.fix

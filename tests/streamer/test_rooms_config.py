@@ -147,3 +147,21 @@ def test_windows_asked_for_while_a_batch_runs_go_together_in_the_next():
     batches = asyncio.run(scenario())
     # 1, then the other 9 at most 4 at a time
     assert batches.windows == 10 and batches.largest == 4 and batches.calls == 4, batches
+
+
+def test_rooms_get_grid_phases_spread_over_the_hop_unless_they_set_one(tmp_path):
+    from streamer.rooms import spread_phases
+
+    path = _rooms_file(
+        tmp_path,
+        {
+            "rooms": [
+                _room(1),
+                _room(2, windows={"hop_s": 1.0}),
+                _room(3, windows={"phase_s": 0.25}),
+                _room(4),
+            ]
+        },
+    )
+    rooms = spread_phases(load_rooms(path, environ={}), bundle_hop_s=2.0)
+    assert [r.windows.phase_s for r in rooms] == [0.0, 0.25, 0.25, 1.5]
