@@ -272,13 +272,21 @@ def orchestrate(
         times = p.cpu_times()
         cpu.append((times.user + times.system) / (time.time() - p.create_time()))
         proc.send_signal(signal.SIGINT)
+    stopped_s = []
+    begun = time.monotonic()  # every monitor was sent SIGINT just before
     for proc in monitors:
-        proc.wait(30)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # reported: a stop this slow is a finding, not a crash of the bench
+            proc.wait(10)
+        stopped_s.append(round(time.monotonic() - begun, 1))
     subscriber.wait()
     broker.terminate()
     broker.wait()
     result = analyse(work, sessions, cpu, seconds, hop_s)
     result["mode"] = mode
+    result["stop_s"] = max(stopped_s)
     result["stagger"] = stagger
     return result
 

@@ -39,6 +39,9 @@ _MARKER_POLL_S = 0.05
 (:meth:`LslReader.read_after`): a window whose data is in waits for a marker read that came
 back after it, and the reader makes that read when asked instead of polling every few ms."""
 _MARKER_HEARTBEAT_S = 0.5
+_WAIT_POLL_S = 0.02
+"""How often a wait for a connection or a thread's end looks again."""
+_JOIN_TIMEOUT_S = 5.0
 """An empty marker read nobody asked for is reported at most this often."""
 
 
@@ -133,11 +136,13 @@ class LslReader:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5.0)
+            # polled, not joined in the loop's default executor: its few workers would make
+            # the readers of many rooms (one process, streamer.rooms) stop one after another
+            await _until(lambda: not self._thread.is_alive(), _JOIN_TIMEOUT_S)
 
     async def wait_connected(self, timeout_s: float) -> StreamDescription:
         """Wait for the first connection; raise :class:`StreamNotFoundError` after ``timeout_s``."""
-        found = await asyncio.to_thread(self._connected.wait, timeout_s)
+        found = await _until(self._connected.is_set, timeout_s)
         if self.error is not None:
             raise self.error
         if not found or self.description is None:
@@ -286,6 +291,17 @@ class LslReader:
             return previous
         self.health.on_clock_offset(offset)
         return offset
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Whether ``condition`` became true within ``timeout_s``, checked every
+    :data:`_WAIT_POLL_S` on the loop (no thread held while waiting)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_WAIT_POLL_S)
+    return True
 
 
 def _check_counter(counter: np.ndarray, expected: int | None) -> tuple[np.ndarray, int, int, int]:
