@@ -72,6 +72,13 @@ class StreamsConfig:
     max_buffered_s: float = setting(
         360.0, gt=0, doc="samples LSL keeps for the monitor while it is busy"
     )
+    pull_interval_s: float = setting(
+        0.1,
+        ge=0,
+        le=1.0,
+        doc="EEG and fNIRS are pulled this often while the next window does not need their "
+        "data yet, and as it comes near a window's end (0: always as it comes)",
+    )
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ from streamer.status import status_line, status_message
 logger = logging.getLogger(__name__)
 
 _TICK_S = 0.1
+_DUE_MARGIN_S = 0.3
+"""Signal readers pull as data arrives from this long before the next window's end (more
+than a fNIRS period at the lowest rate a bundle takes, so its last sample is never held)."""
 
 
 _VANISHED = "monitor vanished (the broker published its last will)"
@@ -141,6 +144,8 @@ class Monitor:
         self.engine: InferenceEngine | None = engine
         self._own_engine = engine is None
         self._markers: LslReader | None = None
+        self._readers: dict[str, LslReader] = {}
+        self._due_end: float | None = None
         self.windows_emitted = 0
         self._in_flight: asyncio.Future | None = None
         self.log_path = Path(cfg.log.dir)
@@ -185,10 +190,12 @@ class Monitor:
                             self.health[role],
                             clock_sync_interval_s=cfg.streams.clock_sync_interval_s,
                             max_buffered_s=cfg.streams.max_buffered_s,
+                            pull_interval_s=cfg.streams.pull_interval_s,
                         )
                     )
                     for role in ("eeg", "nirs", "markers")
                 }
+                self._readers = readers
                 self._markers = readers["markers"]
                 await self._wait_for_streams(readers)
                 if cfg.lsl_out.enabled:
@@ -365,6 +372,11 @@ class Monitor:
         needed = self.pipeline.markers_needed_after
         if needed is not None and self._markers is not None:
             self._markers.read_after(needed)  # the marker reader reports its next read
+        end = self.pipeline.next_window_end()
+        if end is not None and end != self._due_end and self._readers:
+            self._due_end = end  # the signal readers pull as data comes from just before it
+            for role in ("eeg", "nirs"):
+                self._readers[role].deliver_from(end - _DUE_MARGIN_S)
 
     def _clock_jump(self, role: str, jump: ClockJump) -> None:
         self._event(

@@ -100,8 +100,13 @@ class LslReader:
         *,
         clock_sync_interval_s: float = 5.0,
         max_buffered_s: float = 360.0,
+        pull_interval_s: float = 0.0,
     ):
         self.role = role
+        self._pull_interval = pull_interval_s
+        self._due_at: float | None = None
+        """Signals: the stream time from which data is wanted as it comes (a window ends
+        soon after); before it, chunks are pulled every ``pull_interval_s``."""
         self.match = match
         self.health = health
         self._sink = sink
@@ -116,6 +121,12 @@ class LslReader:
         self.error: BaseException | None = None
         self._read_after: float | None = None
         """Markers: report the first read that comes back after this local LSL time."""
+
+    def deliver_from(self, t: float) -> None:
+        """Signals: pull as data arrives once the stream reaches time ``t`` (where the next
+        window needs it); until then every ``pull_interval_s``, so a monitor wakes for
+        a few large chunks instead of every 10 ms push. Called from the loop."""
+        self._due_at = t
 
     def read_after(self, t: float) -> None:
         """Markers: read the inlet once local LSL time ``t`` has passed and report it (as
@@ -242,6 +253,9 @@ class LslReader:
             data = block[:, list(layout.data_columns)].astype(np.float64) * layout.scales
             self.health.on_samples(len(stamps), float(stamps[-1]), received, gap, duplicates)
             self._emit(Chunk(self.role, segment, data, stamps, received, gap, duplicates))
+            due = self._due_at
+            if self._pull_interval and due is not None and stamps[-1] + self._pull_interval < due:
+                self._stop.wait(self._pull_interval)  # liblsl keeps what arrives meanwhile
         return None
 
     def _marker_loop(self, pylsl, lost_error: type[Exception], inlet, segment: int) -> str | None:
