@@ -229,9 +229,7 @@ class LslReader:
                     min_samples=1,
                     as_numpy=True,
                 )
-                if time.monotonic() >= next_sync:
-                    offset = self._measure_offset(inlet, offset)
-                    next_sync = time.monotonic() + self._sync_interval
+                offset, next_sync = self._resynced(inlet, offset, next_sync)
             except lost_error:
                 return "outlet gone"
             received = pylsl.local_clock()
@@ -273,9 +271,7 @@ class LslReader:
                 time.sleep(early)  # a read counts only once that instant has passed
             try:
                 samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=1024)
-                if time.monotonic() >= next_sync:
-                    offset = self._measure_offset(inlet, offset)
-                    next_sync = time.monotonic() + self._sync_interval
+                offset, next_sync = self._resynced(inlet, offset, next_sync)
             except lost_error:
                 return "outlet gone"
             received = pylsl.local_clock()
@@ -289,6 +285,13 @@ class LslReader:
             reported = received
             self._emit(MarkersRead(self.role, received))
         return None
+
+    def _resynced(self, inlet, offset: float, next_sync: float) -> tuple[float, float]:
+        """The clock offset, re-measured once ``next_sync`` (monotonic) has passed, and when
+        to measure it next."""
+        if time.monotonic() < next_sync:
+            return offset, next_sync
+        return self._measure_offset(inlet, offset), time.monotonic() + self._sync_interval
 
     def _measure_offset(self, inlet, previous: float = 0.0) -> float:
         from pylsl.util import LostError, TimeoutError
