@@ -152,7 +152,7 @@ class _Request:
 
 @dataclass
 class BatchStats:
-    """How many windows went into each ONNX call: the batching a status can report."""
+    """How many windows went into the ONNX calls (for tests and profiles)."""
 
     calls: int = 0
     windows: int = 0

@@ -143,7 +143,6 @@ class Monitor:
         self.outlet: ScoreOutlet | None = None
         self.engine: InferenceEngine | None = engine
         self._own_engine = engine is None
-        self._markers: LslReader | None = None
         self._readers: dict[str, LslReader] = {}
         self._due_end: float | None = None
         self.windows_emitted = 0
@@ -196,7 +195,6 @@ class Monitor:
                     for role in ("eeg", "nirs", "markers")
                 }
                 self._readers = readers
-                self._markers = readers["markers"]
                 await self._wait_for_streams(readers)
                 if cfg.lsl_out.enabled:
                     self.outlet = await stack.enter_async_context(
@@ -369,11 +367,13 @@ class Monitor:
             if received_at is not None:
                 stages["ingest"] = 1000 * (received_at - window.t_end)
             self._windows.put_nowait((window, stages))
+        if not self._readers:
+            return
         needed = self.pipeline.markers_needed_after
-        if needed is not None and self._markers is not None:
-            self._markers.read_after(needed)  # the marker reader reports its next read
+        if needed is not None:
+            self._readers["markers"].read_after(needed)  # it reports its next read
         end = self.pipeline.next_window_end()
-        if end is not None and end != self._due_end and self._readers:
+        if end is not None and end != self._due_end:
             self._due_end = end  # the signal readers pull as data comes from just before it
             for role in ("eeg", "nirs"):
                 self._readers[role].deliver_from(end - _DUE_MARGIN_S)

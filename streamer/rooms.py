@@ -165,13 +165,12 @@ class Rooms:
     """Run one :class:`Monitor` per configuration on one loop, sharing one engine (with the
     grid phases spread over the hop, :func:`spread_phases`)."""
 
-    def __init__(self, configs: list[MonitorConfig], bundle: Bundle, **monitor_options: Any):
+    def __init__(self, configs: list[MonitorConfig], bundle: Bundle):
         if not configs:
             raise ValueError("Rooms needs at least one room")
         configs = spread_phases(configs, bundle.signal_params.windows.hop_s)
         self.configs = configs
         self.bundle = bundle
-        self.monitor_options = monitor_options
         self.monitors: list[Monitor] = []
         self.engine: InferenceEngine | None = None
         self.stop_reason: str | None = None
@@ -196,10 +195,7 @@ class Rooms:
             self.engine = await stack.enter_async_context(
                 InferenceEngine(self.bundle, first.providers, first.threads)
             )
-            self.monitors = [
-                Monitor(cfg, self.bundle, engine=self.engine, **self.monitor_options)
-                for cfg in self.configs
-            ]
+            self.monitors = [Monitor(cfg, self.bundle, engine=self.engine) for cfg in self.configs]
             if self.stop_reason is not None:  # asked to stop while the engine started
                 self.request_stop(self.stop_reason)
             logger.info(

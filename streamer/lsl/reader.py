@@ -39,10 +39,11 @@ _MARKER_POLL_S = 0.05
 (:meth:`LslReader.read_after`): a window whose data is in waits for a marker read that came
 back after it, and the reader makes that read when asked instead of polling every few ms."""
 _MARKER_HEARTBEAT_S = 0.5
+"""An empty marker read nobody asked for is reported at most this often."""
 _WAIT_POLL_S = 0.02
 """How often a wait for a connection or a thread's end looks again."""
 _JOIN_TIMEOUT_S = 5.0
-"""An empty marker read nobody asked for is reported at most this often."""
+"""How long a stopping reader waits for its thread."""
 
 
 @dataclass(frozen=True)
