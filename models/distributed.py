@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
+import sys
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from contract.errors import NeuroclipError
 
@@ -208,11 +210,7 @@ class DistContext:
         rank's gradient of the result (a new tensor; ``tensor`` is left alone)."""
         if not self.enabled:
             return tensor
-        import torch.distributed as dist
-        from torch.distributed import _functional_collectives as funcol
-
-        # torch's differentiable all-reduce (its backward all-reduces the gradient)
-        return funcol.wait_tensor(funcol.all_reduce(tensor, "sum", dist.group.WORLD))
+        return _sum_over_ranks()(tensor)
 
     def gather_rows(self, local: torch.Tensor, shard: Shard) -> torch.Tensor:
         """The whole batch ``(shard.total, ...)`` from each rank's rows ``local``,
@@ -293,6 +291,37 @@ SINGLE = DistContext()
 """One process alone."""
 
 
+@functools.cache
+def _sum_over_ranks() -> Any:
+    """The autograd function ``tensor -> sum over ranks``, whose backward sums the ranks'
+    gradients (the gradient of a sum over ranks of each rank's use).
+
+    Built on the plain blocking ``all_reduce`` of the default group. torch's functional
+    collectives would do the same, but they keep the process group referenced after
+    ``destroy_process_group``: its gloo threads then outlive the command and, torn down during
+    the interpreter's exit, abort the process (SIGABRT, "terminate called without an active
+    exception") after its work is done. Collectives run in the same order on every rank, as
+    the ranks build the same graph.
+    """
+    import torch
+    import torch.distributed as dist
+
+    class SumOverRanks(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+            total = tensor.detach().clone()
+            dist.all_reduce(total)
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+            total = grad.detach().clone()
+            dist.all_reduce(total)
+            return total
+
+    return SumOverRanks.apply
+
+
 @contextlib.contextmanager
 def launched(device: str = "cpu", timeout_s: float | None = None) -> Iterator[DistContext]:
     """The process group of a torchrun launch, for the body of a command.
@@ -361,11 +390,42 @@ def launched(device: str = "cpu", timeout_s: float | None = None) -> Iterator[Di
     level = root.level
     if not ctx.is_main:
         root.setLevel(logging.ERROR)
+    global _GROUP_JOINED
+    _GROUP_JOINED = True
     try:
         yield ctx
     finally:
         root.setLevel(level)
         dist.destroy_process_group()
+
+
+_GROUP_JOINED = False
+"""Whether this process joined a process group (see :func:`end_process`)."""
+
+
+def group_was_joined() -> bool:
+    """Whether :func:`launched` joined a process group in this process."""
+    return _GROUP_JOINED
+
+
+def end_process(code: int) -> NoReturn:
+    """End a process that joined a process group, with ``code``, once its output is out.
+
+    ``destroy_process_group`` does not always free the group: torch 2.13 keeps it referenced
+    once DistributedDataParallel has wrapped a module, or ``torch.export`` (under
+    ``torch.onnx.export``) has traced one, while the group was up, even after those objects
+    are gone; training does both, cross-validation exports ONNX in every fold. The group's
+    gloo threads then outlive the command, and tearing them down with the interpreter aborted
+    the process now and then (SIGABRT, "terminate called without an active exception") after
+    its work was done: a finished run that torchrun reported as failed. So such a process
+    flushes its output and logs and ends here, without the interpreter's teardown. Every file
+    a command writes is closed before it returns.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe: nothing to do
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 class ShardedLayers:

@@ -668,6 +668,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.debug("mne not installed")
     if getattr(args, "cv", None) is not None and args.cv < 2:
         parser.error(f"--cv must be at least 2, got {args.cv}")
+    code = _run_command(args)
+    distributed = sys.modules.get("models.distributed")  # imported only by train and evaluate
+    if distributed is not None and distributed.group_was_joined():
+        distributed.end_process(code)  # see there: torch may keep the group's threads alive
+    return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The command's exit status; its errors in one line on stderr."""
     try:
         return int(args.func(args))
     except NeuroclipError as exc:

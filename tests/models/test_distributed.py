@@ -166,6 +166,43 @@ def test_the_sharded_layers_of_one_process_are_torchs_layers():
     assert "forward" not in vars(twin[1]), "the layers are restored"
 
 
+def test_a_process_that_joined_a_group_ends_with_its_output_flushed():
+    import subprocess
+
+    script = (
+        "import logging, sys\n"
+        "from models.distributed import end_process\n"
+        "logging.basicConfig()\n"
+        "print('the report is written', end='')\n"  # block-buffered into a pipe
+        "logging.getLogger('neuroclip').warning('last warning')\n"
+        "end_process(3)\n"
+        "print('never')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=_env()
+    )
+    assert result.returncode == 3
+    assert result.stdout == "the report is written"
+    assert "last warning" in result.stderr
+
+
+def test_the_command_line_ends_a_distributed_process_with_the_commands_status(
+    monkeypatch, tmp_path, capsys
+):
+    import models.distributed as distributed
+    from neuroclip.cli import main
+
+    ended: list[int] = []
+    monkeypatch.setattr(distributed, "_GROUP_JOINED", True)
+    monkeypatch.setattr(distributed, "end_process", ended.append)
+    code = main(["score", str(tmp_path / "absent"), "--out", str(tmp_path / "out")])
+    assert code != 0, capsys.readouterr()
+    assert ended == [code]
+    monkeypatch.setattr(distributed, "_GROUP_JOINED", False)
+    assert main(["score", str(tmp_path / "absent"), "--out", str(tmp_path / "o2")]) == code
+    assert ended == [code], "a process without a group ends as always"
+
+
 # -- two processes ---------------------------------------------------------------------------
 
 
@@ -253,7 +290,16 @@ def test_an_error_on_one_rank_ends_every_rank_with_its_exit_code(tmp_path):
 
 
 def _one_step(data: Path, out: Path) -> None:
-    """One stage-1 step on two ranks, and the same step in one process on each rank."""
+    """One stage-1 and one stage-3 step on two ranks against one process."""
+    from models.distributed import launched
+
+    with launched("cpu") as ctx:
+        result = _one_step_on(ctx, data, out)
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(result))
+
+
+def _one_step_on(ctx, data: Path, out: Path) -> dict:
+    """The steps on this rank, with DDP, and the same steps in one process."""
     import copy
 
     import torch
@@ -261,63 +307,62 @@ def _one_step(data: Path, out: Path) -> None:
     from contract.settings import load_config
     from models import training
     from models.dataset import load_windows
-    from models.distributed import launched, shard_layers
+    from models.distributed import shard_layers
     from models.features import modality_columns
     from models.networks import build_model
     from models.train_config import TrainConfig
 
     cfg = load_config(TrainConfig, QUICK_TRAIN, name="train", environ={})
-    with launched("cpu") as ctx:
 
-        def load():
-            return load_windows(data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=out)
+    def load():
+        return load_windows(data, cfg.signal, hop_s=cfg.train_hop_s, cache_dir=out)
 
-        loaded = ctx.run_on_main(load)  # rank 0 fills the cache, then the others read it
-        ws = loaded if loaded is not None else load()
-        ws = ws.take(ws.usable)
-        torch.manual_seed(0)
-        columns = modality_columns(ws.feature_names, tuple(cfg.modalities))
-        model = build_model(training.specs_for(ws, cfg), len(columns), n_heads=cfg.n_heads)
-        model.feature_columns = columns
-        alone = copy.deepcopy(model)
-        gen = torch.Generator().manual_seed(0)
-        idx = training._batches(len(ws), 33, gen)[0]  # an odd batch: unequal shards
-        states = gen.get_state(), torch.get_rng_state()
-        device = torch.device("cpu")
-        model.train()
-        step = ctx.wrap(training._AlignStep(model, ws, cfg, device, gen, ctx), device)
-        with shard_layers(model, ctx) as layers:
-            shard = ctx.shard(len(idx))
-            layers.use(shard)
-            loss, value = step(idx, shard)
-            loss.backward()
-        gen.set_state(states[0])
-        torch.set_rng_state(states[1])
-        alone.train()
-        expected = training._align_step(alone, ws, idx, cfg, device, gen)
-        expected.backward()
-        result = {
-            "world_size": ctx.world_size,
-            "loss": float(value),
-            "loss_one_process": float(expected.detach()),
-            "align": _gradient_difference(model, alone),
-        }
-        # a stage-3 step: every parameter but the feature branch, bootstrap and class weights
-        for net in (model, alone):
-            net.zero_grad()
-        y = torch.from_numpy(ws.group.astype(np.float32))
-        boot = torch.from_numpy(np.random.default_rng(0).poisson(1.0, (len(ws), cfg.n_heads)))
-        boot = boot.float()
-        weight = torch.tensor([0.8, 1.3])
-        states = torch.get_rng_state()
-        with shard_layers(model, ctx) as layers:
-            run = (ctx.wrap(model, device), layers, ctx)
-            loss = training._supervised_loss(model, ws, idx, y, boot, weight, device, run)
-            loss.backward()
-        torch.set_rng_state(states)
-        training._supervised_loss(alone, ws, idx, y, boot, weight, device).backward()
-        result["finetune"] = _gradient_difference(model, alone)
-        (out / f"rank{ctx.rank}.json").write_text(json.dumps(result))
+    loaded = ctx.run_on_main(load)  # rank 0 fills the cache, then the others read it
+    ws = loaded if loaded is not None else load()
+    ws = ws.take(ws.usable)
+    torch.manual_seed(0)
+    columns = modality_columns(ws.feature_names, tuple(cfg.modalities))
+    model = build_model(training.specs_for(ws, cfg), len(columns), n_heads=cfg.n_heads)
+    model.feature_columns = columns
+    alone = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(0)
+    idx = training._batches(len(ws), 33, gen)[0]  # an odd batch: unequal shards
+    states = gen.get_state(), torch.get_rng_state()
+    device = torch.device("cpu")
+    model.train()
+    step = ctx.wrap(training._AlignStep(model, ws, cfg, device, gen, ctx), device)
+    with shard_layers(model, ctx) as layers:
+        shard = ctx.shard(len(idx))
+        layers.use(shard)
+        loss, value = step(idx, shard)
+        loss.backward()
+    gen.set_state(states[0])
+    torch.set_rng_state(states[1])
+    alone.train()
+    expected = training._align_step(alone, ws, idx, cfg, device, gen)
+    expected.backward()
+    result = {
+        "world_size": ctx.world_size,
+        "loss": float(value),
+        "loss_one_process": float(expected.detach()),
+        "align": _gradient_difference(model, alone),
+    }
+    # a stage-3 step: every parameter but the feature branch, bootstrap and class weights
+    for net in (model, alone):
+        net.zero_grad()
+    y = torch.from_numpy(ws.group.astype(np.float32))
+    boot = torch.from_numpy(np.random.default_rng(0).poisson(1.0, (len(ws), cfg.n_heads)))
+    boot = boot.float()
+    weight = torch.tensor([0.8, 1.3])
+    states = torch.get_rng_state()
+    with shard_layers(model, ctx) as layers:
+        run = (ctx.wrap(model, device), layers, ctx)
+        loss = training._supervised_loss(model, ws, idx, y, boot, weight, device, run)
+        loss.backward()
+    torch.set_rng_state(states)
+    training._supervised_loss(alone, ws, idx, y, boot, weight, device).backward()
+    result["finetune"] = _gradient_difference(model, alone)
+    return result
 
 
 def _gradient_difference(model, alone) -> float:
@@ -352,6 +397,9 @@ def _fail(out: Path) -> int:
 
 
 if __name__ == "__main__":
+    from models.distributed import end_process  # as the command line ends (see there)
+
     if sys.argv[1] == "fail":
-        raise SystemExit(_fail(Path(sys.argv[2])))
+        end_process(_fail(Path(sys.argv[2])))
     _one_step(Path(sys.argv[1]), Path(sys.argv[2]))
+    end_process(0)
