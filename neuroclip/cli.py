@@ -139,9 +139,13 @@ def _run_simulate(args: argparse.Namespace) -> int:
         def say(text: str) -> None:
             print(text, flush=True)
 
-        totals = stream_live(cfg, on_start=say, on_outlets=say)
+        from neuroclip.stopping import stop_on_signals
+
+        with stop_on_signals() as stopping:  # Ctrl-C or SIGTERM (docker stop): a clean stop
+            totals = stream_live(cfg, on_start=say, on_outlets=say, should_stop=stopping.is_set)
         print(
-            f"done: {totals.eeg_samples} EEG samples, {totals.nirs_samples} NIRS samples, "
+            ("stopped" if stopping.is_set() else "done")
+            + f": {totals.eeg_samples} EEG samples, {totals.nirs_samples} NIRS samples, "
             f"{totals.markers} markers"
         )
         return 0

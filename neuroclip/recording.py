@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
-from collections.abc import Callable
-from types import FrameType
+
+from neuroclip.stopping import stop_on_signals
 
 _STREAM_SUFFIXES = {"eeg": "EEG", "nirs": "NIRS", "markers": "Markers"}
 
@@ -45,9 +43,7 @@ def run_record(args: argparse.Namespace) -> int:
     # the recorder's progress (late streams, losses, reconnections) is INFO: show it
     recorder_logger = logging.getLogger("streamer.recorder")
     recorder_logger.setLevel(min(logging.INFO, logging.getLogger().getEffectiveLevel()))
-    stopping = threading.Event()
-    previous = _install_stop_handlers(stopping)
-    try:
+    with stop_on_signals() as stopping:
         totals = record(
             cfg,
             args.out,
@@ -56,9 +52,6 @@ def run_record(args: argparse.Namespace) -> int:
             should_stop=stopping.is_set,
             on_start=lambda text: print(text, flush=True),
         )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if not totals.written:
         print("stopped before the streams were found; no file written")
         return 130
@@ -68,22 +61,3 @@ def run_record(args: argparse.Namespace) -> int:
         line += "; reconnected " + ", ".join(f"{k} x{n}" for k, n in totals.reconnects.items())
     print(line)
     return 0
-
-
-_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
-
-
-def _install_stop_handlers(stopping: threading.Event) -> dict[signal.Signals, _Handler]:
-    """SIGINT and SIGTERM set ``stopping`` (a clean stop, footers written); a second signal
-    raises KeyboardInterrupt so a stop that hangs can still be cut short."""
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stopping.is_set():
-            raise KeyboardInterrupt
-        stopping.set()
-
-    previous: dict[signal.Signals, _Handler] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.getsignal(sig)
-        signal.signal(sig, on_signal)
-    return previous

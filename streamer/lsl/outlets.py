@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +57,27 @@ def marker_outlet(pylsl, name: str, source_id: str):
 SETTLE_S = 0.5
 """After the first reader connects, readers that were already looking (a monitor and a
 recorder side by side) get this long to connect too, so all of them see the first sample."""
+WAIT_SLICE_S = 0.25
+"""While waiting for readers, how often a stop asked for is looked at."""
 
 
-def wait_for_consumers(outlets: list, timeout_s: float) -> bool:
+def wait_for_consumers(
+    outlets: list, timeout_s: float, should_stop: Callable[[], bool] | None = None
+) -> bool:
     """Wait up to ``timeout_s`` in all for a reader on every outlet, then :data:`SETTLE_S`
-    for the others; warn if an outlet has none."""
+    for the others; warn if an outlet has none. ``should_stop`` is asked every
+    :data:`WAIT_SLICE_S`: a stop asked for ends the wait (``False``)."""
     if timeout_s <= 0:
         return True
     deadline = time.monotonic() + timeout_s
     for outlet in outlets:
-        if not outlet.wait_for_consumers(max(0.0, deadline - time.monotonic())):
-            logger.warning("no reader connected within %.0f s; sending anyway", timeout_s)
-            return False
+        while not outlet.wait_for_consumers(
+            max(0.0, min(WAIT_SLICE_S, deadline - time.monotonic()))
+        ):
+            if should_stop is not None and should_stop():
+                return False
+            if time.monotonic() >= deadline:
+                logger.warning("no reader connected within %.0f s; sending anyway", timeout_s)
+                return False
     time.sleep(SETTLE_S)
     return True

@@ -100,7 +100,8 @@ def stream_live(
     ``live.stage`` picks the session: ``pre``, or ``post`` (the same subject after its rTMS
     course, as the cohort writer's ``post`` session: lower severity, another cue order).
     ``on_outlets`` hears when the outlets exist (before any wait for readers), ``on_start``
-    when the samples start.
+    when the samples start. ``should_stop`` is asked between chunks (and while waiting for
+    readers); once it says yes the stream ends early, with the totals pushed so far.
     """
     import pylsl
 
@@ -132,7 +133,9 @@ def stream_live(
             f"outlets up: {live.eeg_name}, {live.nirs_name}, {live.markers_name}"
             + (f"; waiting up to {wait:g} s for a reader of each" if wait > 0 else "")
         )
-    wait_for_consumers([eeg_out, nirs_out, marker_out], live.wait_for_consumer_s)
+    wait_for_consumers([eeg_out, nirs_out, marker_out], live.wait_for_consumer_s, should_stop)
+    if should_stop is not None and should_stop():  # stopped while waiting for readers
+        return totals
     if on_start:
         on_start(
             f"streaming {live.eeg_name} (EEG {cfg.eeg_sfreq:g} Hz), {live.nirs_name} "

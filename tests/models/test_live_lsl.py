@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -81,3 +82,32 @@ def test_live_streams_arrive_complete_without_loss_or_duplicates(lsl_env):
     labels = {row[0] for row in received["Markers"]}
     assert {"rest", "rtms/train_start", "rtms/pulse"} <= labels
     assert f"{int(DURATION_S * 500)} EEG samples" in out
+
+
+@pytest.mark.parametrize("wait_consumers", ["0", "120"], ids=["streaming", "waiting-for-readers"])
+def test_sigterm_stops_the_simulator_cleanly(lsl_env, wait_consumers):
+    """``docker stop`` sends SIGTERM: the simulator ends at once with exit 0 and its totals,
+    whether it streams or still waits for a reader (no reader here)."""
+    argv = [sys.executable, "-m", "neuroclip", "simulate", "--live", "--duration", "600"]
+    argv += ["--name-prefix", f"T{uuid.uuid4().hex[:8]}", "--wait-consumers", wait_consumers]
+    proc = subprocess.Popen(argv, env=lsl_env, stdout=subprocess.PIPE, text=True)
+    try:
+        expected = "streaming " if wait_consumers == "0" else "outlets up"
+        lines = []
+        while not any(line.startswith(expected) for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"the simulator ended before {expected!r}: {lines}"
+            lines.append(line)
+        time.sleep(1.0)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+        took = time.monotonic() - stopped_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert out.splitlines()[-1].startswith("stopped: "), out
+    if wait_consumers != "0":
+        assert "streaming" not in out, "a stop while waiting sends nothing"
+    assert took < 5.0, f"the stop took {took:.1f} s"
