@@ -27,9 +27,11 @@ is computed alike on every rank from the same, synchronised model.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -720,6 +722,20 @@ def _supervised_loss(
     )
 
 
+@contextlib.contextmanager
+def _data_parallel(
+    model: NeuroclipModel, ddp: DistContext | None, device: torch.device
+) -> Iterator[tuple[torch.nn.Module, Any, DistContext] | None]:
+    """``None`` for one process; else what :func:`_supervised_loss` runs on: the model in
+    DDP (one wrapper per stage: it takes the parameters that need a gradient when wrapped),
+    the sharded layers and the context."""
+    if ddp is None:
+        yield None
+        return
+    with shard_layers(model, ddp) as layers:
+        yield ddp.wrap(model, device), layers, ddp
+
+
 def _supervised(
     model: NeuroclipModel,
     fit: WindowSet,
@@ -735,65 +751,41 @@ def _supervised(
     frozen: bool,
     ddp: DistContext | None = None,
 ) -> None:
+    """Stages 2 and 3; with ``ddp``, data-parallel (:func:`_supervised_loss`)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    args = (model, fit, val, boot, cfg, device, gen, history, epochs, lr, progress, frozen, params)
-    if ddp is None:
-        _supervised_epochs(*args)
-        return
-    with shard_layers(model, ddp) as layers:
-        # one DDP per stage: it takes the parameters that need a gradient when wrapped
-        _supervised_epochs(*args, run=(ddp.wrap(model, device), layers, ddp))
-
-
-def _supervised_epochs(
-    model: NeuroclipModel,
-    fit: WindowSet,
-    val: WindowSet,
-    boot: torch.Tensor,
-    cfg: TrainConfig,
-    device: torch.device,
-    gen: torch.Generator,
-    history: list[dict[str, float]],
-    epochs: int,
-    lr: float,
-    progress: bool,
-    frozen: bool,
-    params: list[torch.nn.Parameter],
-    run: tuple[torch.nn.Module, Any, DistContext] | None = None,
-) -> None:
-    """Stages 2 and 3; with ``run``, data-parallel (:func:`_supervised_loss`)."""
-    st = cfg.stages
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=st.weight_decay)
-    y_all = torch.from_numpy(fit.group.astype(np.float32))
-    counts = torch.bincount(y_all.long(), minlength=2).float().clamp(min=1)
-    class_weight = (counts.sum() / (2 * counts)).to(device)
-    best = (math.inf, copy.deepcopy(model.state_dict()))
-    stale = 0
-    for epoch in tqdm(
-        range(epochs),
-        desc=f"stage {'2 probe' if frozen else '3 finetune'}",
-        disable=not progress or (run is not None and not run[2].is_main),
-        leave=False,
-    ):
-        model.train()
-        if frozen:
-            model.encoders.eval()  # frozen encoders keep their batch-norm statistics
-        for idx in _batches(len(fit), st.batch_size, gen):
-            loss = _supervised_loss(model, fit, idx, y_all, boot, class_weight, device, run)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if run is not None:
-            run[2].broadcast_module(model)  # equal already; rounding must never drift apart
-        val_logits, _ = predict(model, val, device)
-        z = val_logits.mean(axis=1)
-        val_loss = float(np.mean(np.logaddexp(0, z) - val.group * z))
-        history.append({"stage": 2 if frozen else 3, "epoch": epoch, "val_loss": val_loss})
-        if val_loss < best[0] - 1e-4:
-            best = (val_loss, copy.deepcopy(model.state_dict()))
-            stale = 0
-        elif not frozen:
-            stale += 1
-            if stale >= st.patience:
-                break
-    model.load_state_dict(best[1])
+    with _data_parallel(model, ddp, device) as run:
+        st = cfg.stages
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=st.weight_decay)
+        y_all = torch.from_numpy(fit.group.astype(np.float32))
+        counts = torch.bincount(y_all.long(), minlength=2).float().clamp(min=1)
+        class_weight = (counts.sum() / (2 * counts)).to(device)
+        best = (math.inf, copy.deepcopy(model.state_dict()))
+        stale = 0
+        for epoch in tqdm(
+            range(epochs),
+            desc=f"stage {'2 probe' if frozen else '3 finetune'}",
+            disable=not progress or (run is not None and not run[2].is_main),
+            leave=False,
+        ):
+            model.train()
+            if frozen:
+                model.encoders.eval()  # frozen encoders keep their batch-norm statistics
+            for idx in _batches(len(fit), st.batch_size, gen):
+                loss = _supervised_loss(model, fit, idx, y_all, boot, class_weight, device, run)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if run is not None:
+                run[2].broadcast_module(model)  # equal already; rounding must never drift apart
+            val_logits, _ = predict(model, val, device)
+            z = val_logits.mean(axis=1)
+            val_loss = float(np.mean(np.logaddexp(0, z) - val.group * z))
+            history.append({"stage": 2 if frozen else 3, "epoch": epoch, "val_loss": val_loss})
+            if val_loss < best[0] - 1e-4:
+                best = (val_loss, copy.deepcopy(model.state_dict()))
+                stale = 0
+            elif not frozen:
+                stale += 1
+                if stale >= st.patience:
+                    break
+        model.load_state_dict(best[1])
