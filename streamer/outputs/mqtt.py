@@ -163,8 +163,9 @@ class MqttPublisher:
 
         delay = 0.2
         while True:
+            client = aiomqtt.Client(**self._client_kwargs())
             try:
-                async with aiomqtt.Client(**self._client_kwargs()) as client:
+                async with client:
                     self.connected = True
                     if self.last_error is not None:
                         self.reconnects += 1
@@ -190,6 +191,7 @@ class MqttPublisher:
                 self.last_error = str(exc)
             finally:
                 self.connected = False
+                _read_disconnection(client)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(self.cfg.reconnect_max_s, delay * 2)
 
@@ -216,3 +218,21 @@ class MqttPublisher:
                 continue
             self._wake.clear()
             await self._wake.wait()
+
+
+def _read_disconnection(client: object) -> None:
+    """Mark the reason a connection broke as seen, once the connection is over.
+
+    aiomqtt 2.x keeps an unexpected disconnection in a future that only its own waits read.
+    When the connection breaks while a publish awaits its acknowledgement, the publish ends by
+    its timeout and nothing reads that future; asyncio then prints it as a "Future exception
+    was never retrieved" traceback when the client is collected, often as the process's very
+    last line, after the stop summary. The loss was already logged by the reconnect loop.
+    """
+    disconnected = getattr(client, "_disconnected", None)
+    if (
+        isinstance(disconnected, asyncio.Future)
+        and disconnected.done()
+        and not disconnected.cancelled()
+    ):
+        disconnected.exception()

@@ -108,3 +108,63 @@ def test_every_logged_score_reaches_a_persistent_subscriber_after_the_broker_is_
         f"broker down {outage_s:.0f} s: {len(while_down)} windows scored meanwhile, "
         f"{len(delivered)} delivered in order, {len(received) - len(delivered)} QoS 1 repeats"
     )
+
+
+_PUBLISH_INTO_A_FROZEN_BROKER = """
+import asyncio, json, os, signal, sys
+from streamer.config import MqttConfig
+from streamer.outputs.mqtt import MqttPublisher
+
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+
+
+async def scenario():
+    cfg = MqttConfig(port=port, reconnect_max_s=0.2)
+    async with MqttPublisher(cfg, "lab", "S1", b'{"state":"offline"}') as pub:
+        while not pub.connected:
+            await asyncio.sleep(0.02)
+        os.kill(pid, signal.SIGSTOP)
+        pub.enqueue("score", b'{"seq":0}')
+        await asyncio.sleep(0.3)  # the publish now waits for a PUBACK that never comes
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+        # the publish gives up after its 5 s timeout; the loop then retries to connect
+        while pub.last_error is None or pub.connected:
+            await asyncio.sleep(0.1)
+        return pub.snapshot()
+
+
+print("snapshot", json.dumps(asyncio.run(scenario())), flush=True)
+"""
+
+
+def test_a_broker_lost_while_a_publish_awaits_its_ack_leaves_no_traceback_at_exit(broker):
+    """The broker freezes (no acknowledgement), then dies, while a score is in flight: the
+    score stays queued and the process ends without a traceback (CI once saw "Future exception
+    was never retrieved ... MqttCodeError" printed after the monitor's stop summary). A child
+    process, because the traceback comes from garbage collected at the end of a process."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PUBLISH_INTO_A_FROZEN_BROKER,
+            str(broker.port),
+            str(broker.proc.pid),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    broker.proc.wait(10)
+    assert done.returncode == 0, done.stderr
+    snapshot = json.loads(done.stdout.split("snapshot", 1)[1])
+    assert snapshot["queued"] == 1 and snapshot["sent"] == 0, snapshot
+    assert "unreachable" in done.stderr  # the loss itself is reported, once, as a warning
+    assert "Traceback" not in done.stderr and "never retrieved" not in done.stderr, done.stderr
