@@ -54,7 +54,8 @@ def _imports(path: Path) -> str:
 
 
 def missing_tool(what: str, fix: str) -> None:
-    """``what`` is not on this machine: skip here, fail under CI (which must have it)."""
+    """``what`` (a tool, the shared recordings) is not on this machine: skip here, fail under
+    CI (which must have it)."""
     message = f"{what} is not installed; {fix}"
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
@@ -65,7 +66,10 @@ def missing_tool(what: str, fix: str) -> None:
 def recordings() -> Path:
     """The shared real recordings (``../shared/data/recordings``)."""
     if not RECORDINGS.is_dir():
-        pytest.skip(f"real recordings not found at {RECORDINGS} (shared/ is not beside the repo)")
+        missing_tool(
+            f"the real recordings ({RECORDINGS})",
+            "check out the repository beside shared/, which holds them (../shared/data/recordings)",
+        )
     return RECORDINGS
 
 
