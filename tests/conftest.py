@@ -56,7 +56,7 @@ def _imports(path: Path) -> str:
 def missing_tool(what: str, fix: str) -> None:
     """``what`` (a tool, the shared recordings) is not on this machine: skip here, fail under
     CI (which must have it)."""
-    message = f"{what} is not installed; {fix}"
+    message = f"{what} is not on this machine; {fix}"
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)

@@ -144,25 +144,30 @@ def test_a_broker_lost_while_a_publish_awaits_its_ack_leaves_no_traceback_at_exi
     was never retrieved ... MqttCodeError" printed after the monitor's stop summary). A child
     process, because the traceback comes from garbage collected at the end of a process."""
     import json
+    import os
+    import signal
     import subprocess
     import sys
 
     from tests.conftest import REPO
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _PUBLISH_INTO_A_FROZEN_BROKER,
-            str(broker.port),
-            str(broker.proc.pid),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    broker.proc.wait(10)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _PUBLISH_INTO_A_FROZEN_BROKER,
+                str(broker.port),
+                str(broker.proc.pid),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        if broker.proc.poll() is None:  # the child ended before it killed the broker
+            os.kill(broker.proc.pid, signal.SIGCONT)  # so that the fixture can stop it
     assert done.returncode == 0, done.stderr
     snapshot = json.loads(done.stdout.split("snapshot", 1)[1])
     assert snapshot["queued"] == 1 and snapshot["sent"] == 0, snapshot
